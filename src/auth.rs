@@ -1,0 +1,131 @@
+//! Who is calling. The bearer JWT is checked against a key and algorithms pinned by
+//! configuration (never by the token) and becomes an [`EndUser`], before anything else
+//! about the request is looked at.
+
+use std::sync::Arc;
+
+use axum::{
+    extract::{FromRef, FromRequestParts},
+    http::{HeaderMap, header::AUTHORIZATION, request::Parts},
+};
+use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, Validation, errors::ErrorKind};
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::{
+    config::{ConfigError, JwtConfig, JwtKey},
+    error::ApiError,
+};
+
+/// Tokens longer than this are refused unread; real ones are well under 2 KiB.
+const MAX_TOKEN_BYTES: usize = 8 * 1024;
+
+/// The signed-in user of a SaaS project, as their token vouches.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EndUser {
+    pub user_id: String,
+    /// The token's project scope: the only project this request may touch.
+    pub project_id: Uuid,
+}
+
+/// Verifies tokens; built once at start-up.
+pub struct Authenticator {
+    key: DecodingKey,
+    validation: Validation,
+    leeway_secs: u64,
+}
+
+#[derive(Deserialize)]
+struct Claims {
+    sub: String,
+    project_id: String,
+    iat: Option<f64>,
+}
+
+impl Authenticator {
+    pub fn new(config: &JwtConfig) -> Result<Self, ConfigError> {
+        let key = match &config.key {
+            JwtKey::Secret(secret) => DecodingKey::from_secret(secret.expose_secret().as_bytes()),
+            JwtKey::PublicKeyPem(pem) => public_key(config.algorithms[0], pem).map_err(|e| ConfigError {
+                name: "JWT_PUBLIC_KEY_FILE",
+                message: format!("is not a PEM public key for {:?}: {e}", config.algorithms[0]),
+            })?,
+        };
+        let mut validation = Validation::new(config.algorithms[0]);
+        validation.algorithms = config.algorithms.clone();
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        validation.leeway = config.leeway.as_secs();
+        validation.validate_nbf = true;
+        validation.validate_aud = config.audience.is_some();
+        if let Some(aud) = &config.audience {
+            validation.set_audience(&[aud]);
+        }
+        if let Some(iss) = &config.issuer {
+            validation.set_issuer(&[iss]);
+            validation.required_spec_claims.insert("iss".into());
+        }
+        Ok(Self { key, validation, leeway_secs: config.leeway.as_secs() })
+    }
+
+    /// The end user named by the request's `Authorization: Bearer` token.
+    pub fn authenticate(&self, headers: &HeaderMap) -> Result<EndUser, ApiError> {
+        let token = bearer_token(headers)?;
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(ApiError::InvalidToken("token too large".into()));
+        }
+        let claims = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
+            .map_err(|e| match e.kind() {
+                ErrorKind::ExpiredSignature => ApiError::TokenExpired,
+                _ => ApiError::InvalidToken(e.to_string()),
+            })?
+            .claims;
+        let now = jsonwebtoken::get_current_timestamp() as f64;
+        if claims.iat.is_some_and(|iat| iat > now + self.leeway_secs as f64) {
+            return Err(ApiError::InvalidToken("iat is in the future".into()));
+        }
+        if claims.sub.is_empty() {
+            return Err(ApiError::InvalidToken("sub is empty".into()));
+        }
+        let project_id = Uuid::try_parse(&claims.project_id)
+            .map_err(|_| ApiError::InvalidToken("project_id is not a UUID".into()))?;
+        Ok(EndUser { user_id: claims.sub, project_id })
+    }
+}
+
+fn public_key(alg: Algorithm, pem: &[u8]) -> jsonwebtoken::errors::Result<DecodingKey> {
+    match alg.family() {
+        AlgorithmFamily::Ec => DecodingKey::from_ec_pem(pem),
+        AlgorithmFamily::Ed => DecodingKey::from_ed_pem(pem),
+        AlgorithmFamily::Rsa | AlgorithmFamily::Hmac => DecodingKey::from_rsa_pem(pem),
+    }
+}
+
+/// The credentials of a single `Authorization: Bearer <token>` header, as FastAPI's
+/// `HTTPBearer` reads it: scheme case-insensitive, one space, a non-empty token.
+fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
+    let mut values = headers.get_all(AUTHORIZATION).iter();
+    let value = values.next().ok_or(ApiError::NotAuthenticated)?;
+    if values.next().is_some() {
+        return Err(ApiError::InvalidToken("more than one Authorization header".into()));
+    }
+    let value = value.to_str().map_err(|_| ApiError::NotAuthenticated)?;
+    match value.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
+            Ok(token.trim())
+        }
+        _ => Err(ApiError::NotAuthenticated),
+    }
+}
+
+impl<S> FromRequestParts<S> for EndUser
+where
+    S: Send + Sync,
+    Arc<Authenticator>: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Arc::<Authenticator>::from_ref(state).authenticate(&parts.headers)
+    }
+}

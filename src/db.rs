@@ -1,0 +1,88 @@
+//! The database: migrations and the queries, each a small function taking any
+//! executor, so a pool, a connection or a transaction all fit.
+
+use std::time::Duration;
+
+use sqlx::{PgExecutor, PgPool, migrate::Migrator, postgres::PgPoolOptions};
+use uuid::Uuid;
+
+use crate::config::DatabaseConfig;
+
+/// The migrations in `migrations/`, embedded in the binary.
+pub static MIGRATOR: Migrator = sqlx::migrate!();
+
+/// A pool that connects on first use, so the service can start before the database.
+pub fn pool(config: &DatabaseConfig) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(config.max_connections)
+        .acquire_timeout(config.acquire_timeout)
+        .connect_lazy_with(config.connect_options.clone())
+}
+
+/// What one portal request needs, read in one round trip: the project's key for the
+/// mode and the user's customer in that mode. `None` when the project does not exist.
+#[derive(Debug)]
+pub struct PortalTarget {
+    pub secret_key: Option<String>,
+    pub customer_id: Option<String>,
+}
+
+pub async fn find_portal_target(
+    db: impl PgExecutor<'_>,
+    project_id: Uuid,
+    user_id: &str,
+    livemode: bool,
+) -> sqlx::Result<Option<PortalTarget>> {
+    sqlx::query_as!(
+        PortalTarget,
+        r#"
+        SELECT CASE WHEN $3 THEN p.stripe_live_secret_key ELSE p.stripe_test_secret_key END AS secret_key,
+               c.stripe_customer_id AS "customer_id?"
+        FROM projects p
+        LEFT JOIN stripe_customers c ON c.project_id = p.id AND c.user_id = $2 AND c.livemode = $3
+        WHERE p.id = $1
+        "#,
+        project_id,
+        user_id,
+        livemode,
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// True when the database answers a trivial query within `within`.
+pub async fn is_ready(db: impl PgExecutor<'_>, within: Duration) -> bool {
+    let ping = sqlx::query_scalar!("SELECT 1 AS \"one!\"").fetch_one(db);
+    matches!(tokio::time::timeout(within, ping).await, Ok(Ok(1)))
+}
+
+/// Applies pending migrations, waiting for the database to come up first. Migrations
+/// take a Postgres advisory lock, so replicas starting together apply them once.
+pub async fn migrate_when_ready(db: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
+    let mut delay = Duration::from_millis(250);
+    loop {
+        match MIGRATOR.run(db).await {
+            Ok(()) => return Ok(()),
+            Err(sqlx::migrate::MigrateError::Execute(e)) if is_unavailable(&e) => {
+                tracing::warn!(error = %e, retry_in = ?delay, "database not reachable yet; waiting");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Errors that mean "the database is not there right now", as opposed to a bad query.
+pub fn is_unavailable(err: &sqlx::Error) -> bool {
+    use sqlx::Error::*;
+    match err {
+        PoolTimedOut | PoolClosed | Io(_) | Tls(_) | Protocol(_) | WorkerCrashed => true,
+        // Class 08 connection exception, 53 insufficient resources, 57 operator
+        // intervention (shutting down, too many clients).
+        Database(db) => {
+            db.code().is_some_and(|c| ["08", "53", "57"].iter().any(|class| c.starts_with(class)))
+        }
+        _ => false,
+    }
+}

@@ -1,0 +1,149 @@
+//! The one error type of the HTTP API: each variant is a status and a FastAPI-shaped
+//! body. Internal causes are logged here, once, and never sent to the client.
+
+use std::time::Duration;
+
+use axum::{
+    Json,
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde_json::json;
+
+use crate::{stripe::StripeError, validation::ValidationIssue};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No usable bearer credentials were sent.
+    #[error("not authenticated")]
+    NotAuthenticated,
+    /// A token was sent but refused; the reason stays in the log.
+    #[error("invalid token: {0}")]
+    InvalidToken(String),
+    #[error("token expired")]
+    TokenExpired,
+    #[error("request validation failed")]
+    Validation(Vec<ValidationIssue>),
+    #[error("request body over the limit")]
+    PayloadTooLarge,
+    /// The body could not be read at all (the client broke the stream).
+    #[error("request body unreadable")]
+    BodyUnreadable,
+    #[error("project not found or Stripe not configured")]
+    ProjectNotFound,
+    #[error("no Stripe customer for user")]
+    CustomerNotFound,
+    #[error("route not found")]
+    RouteNotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("stripe: {0}")]
+    Stripe(#[from] StripeError),
+    #[error("database unavailable: {0}")]
+    DatabaseUnavailable(#[source] sqlx::Error),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(err: sqlx::Error) -> Self {
+        if crate::db::is_unavailable(&err) {
+            ApiError::DatabaseUnavailable(err)
+        } else {
+            ApiError::Internal(format!("database: {err}"))
+        }
+    }
+}
+
+impl ApiError {
+    fn status(&self) -> StatusCode {
+        match self {
+            ApiError::NotAuthenticated | ApiError::InvalidToken(_) | ApiError::TokenExpired => {
+                StatusCode::UNAUTHORIZED
+            }
+            ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::BodyUnreadable => StatusCode::BAD_REQUEST,
+            ApiError::ProjectNotFound | ApiError::CustomerNotFound | ApiError::RouteNotFound => {
+                StatusCode::NOT_FOUND
+            }
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Stripe(StripeError::CustomerNotFound { .. }) => StatusCode::NOT_FOUND,
+            ApiError::Stripe(StripeError::Rejected { .. } | StripeError::InvalidResponse { .. }) => {
+                StatusCode::BAD_GATEWAY
+            }
+            ApiError::Stripe(StripeError::Unreachable(_) | StripeError::RateLimited { .. }) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ApiError::Stripe(StripeError::Timeout) => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::DatabaseUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn detail(&self) -> &'static str {
+        match self {
+            ApiError::NotAuthenticated => "Not authenticated",
+            ApiError::InvalidToken(_) => "Could not validate credentials",
+            ApiError::TokenExpired => "Token has expired",
+            ApiError::Validation(_) => "Validation error",
+            ApiError::PayloadTooLarge => "Request body too large",
+            ApiError::BodyUnreadable => "There was an error parsing the body",
+            ApiError::ProjectNotFound => "Project not found or Stripe not configured",
+            ApiError::CustomerNotFound | ApiError::Stripe(StripeError::CustomerNotFound { .. }) => {
+                "No Stripe customer found for user"
+            }
+            ApiError::RouteNotFound => "Not Found",
+            ApiError::MethodNotAllowed => "Method Not Allowed",
+            ApiError::Stripe(StripeError::Rejected { .. } | StripeError::InvalidResponse { .. }) => {
+                "Stripe rejected the request"
+            }
+            ApiError::Stripe(StripeError::Unreachable(_)) => "Stripe is unreachable",
+            ApiError::Stripe(StripeError::RateLimited { .. }) => {
+                "Stripe is rate limiting requests; retry later"
+            }
+            ApiError::Stripe(StripeError::Timeout) => "Stripe did not answer in time",
+            ApiError::DatabaseUnavailable(_) => "Database unavailable",
+            ApiError::Internal(_) => "Internal Server Error",
+        }
+    }
+
+    fn log(&self) {
+        match self {
+            ApiError::InvalidToken(reason) => tracing::debug!(%reason, "token refused"),
+            ApiError::Stripe(err) => err.log(),
+            ApiError::DatabaseUnavailable(err) => tracing::error!(error = %err, "database unavailable"),
+            ApiError::Internal(cause) => tracing::error!(%cause, "internal error"),
+            _ => {}
+        }
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ApiError::Stripe(StripeError::RateLimited { retry_after }) => Some(*retry_after),
+            _ => None,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        self.log();
+        let status = self.status();
+        let retry_after = self.retry_after();
+        let mut response = match self {
+            ApiError::Validation(issues) => (status, Json(json!({ "detail": issues }))).into_response(),
+            other => (status, Json(json!({ "detail": other.detail() }))).into_response(),
+        };
+        let headers = response.headers_mut();
+        if status == StatusCode::UNAUTHORIZED {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(after) = retry_after {
+            // Whole seconds, rounded up, so a client never retries too early.
+            let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        }
+        response
+    }
+}

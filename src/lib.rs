@@ -1,0 +1,104 @@
+//! customer-portal: opens the Stripe Customer Portal for a SaaS app's signed-in users.
+//!
+//! `main.rs` only wires; everything here is reachable from tests without a socket.
+
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod routes;
+pub mod stripe;
+pub mod telemetry;
+pub mod validation;
+
+use std::{
+    future::{Future, IntoFuture},
+    sync::Arc,
+    time::Duration,
+};
+
+use axum::{
+    Router,
+    extract::{DefaultBodyLimit, FromRef},
+    response::IntoResponse,
+};
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+
+use crate::{auth::Authenticator, config::Config, error::ApiError, stripe::StripeClient};
+
+/// What every request can reach: cheap handles, cloned per request.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub db: PgPool,
+    pub auth: Arc<Authenticator>,
+    pub stripe: StripeClient,
+}
+
+impl FromRef<AppState> for Arc<Authenticator> {
+    fn from_ref(state: &AppState) -> Self {
+        state.auth.clone()
+    }
+}
+
+/// Why the service could not be put together from its configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error("cannot build the Stripe HTTP client: {0}")]
+    StripeClient(#[from] reqwest::Error),
+}
+
+impl AppState {
+    pub fn new(config: Config, db: PgPool) -> Result<Self, StartupError> {
+        Ok(Self {
+            auth: Arc::new(Authenticator::new(&config.jwt)?),
+            stripe: StripeClient::new(&config.stripe)?,
+            config: Arc::new(config),
+            db,
+        })
+    }
+}
+
+/// The whole HTTP application: routes and the layers around them.
+pub fn app(state: AppState) -> Router {
+    let config = &state.config;
+    let mut router = routes::router().layer(DefaultBodyLimit::max(config.max_body_bytes));
+    if let Some(cors) = routes::cors(&config.cors_allowed_origins) {
+        router = router.layer(cors);
+    }
+    telemetry::instrument(router)
+        // A bug must cost one request a 500, never the process.
+        .layer(CatchPanicLayer::custom(|_| ApiError::Internal("handler panicked".into()).into_response()))
+        .with_state(state)
+}
+
+/// Serves `app` until `shutdown` resolves, then lets in-flight requests finish for at
+/// most `grace` before returning.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown.await;
+        tracing::info!(?grace, "shutting down: no new connections, finishing in-flight requests");
+        let _ = stopping_tx.send(true);
+    });
+    let grace_over = async move {
+        let _ = stopping_rx.wait_for(|stopping| *stopping).await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        result = server.into_future() => result,
+        () = grace_over => {
+            tracing::warn!("grace period over; dropping the requests still in flight");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,43 @@
+//! The HTTP routes, and FastAPI-shaped answers for requests that match none of them.
+
+mod health;
+mod portal;
+
+use std::time::Duration;
+
+use axum::{
+    Router,
+    http::{HeaderName, Method, header},
+    routing::{get, post},
+};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::{AppState, config::CorsOrigins, error::ApiError};
+
+pub const PORTAL_PATH: &str = "/api/v1/payments/stripe/customer-portal";
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(PORTAL_PATH, post(portal::create_session))
+        .route("/healthz", get(health::live))
+        .route("/readyz", get(health::ready))
+        .fallback(|| async { ApiError::RouteNotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+}
+
+/// Browsers may call from the configured origins only; with none configured the
+/// service sends no CORS headers, so only same-origin pages can read its answers.
+pub fn cors(origins: &CorsOrigins) -> Option<CorsLayer> {
+    let allow = match origins {
+        CorsOrigins::None => return None,
+        CorsOrigins::Any => AllowOrigin::any(),
+        CorsOrigins::List(list) => AllowOrigin::list(list.iter().cloned()),
+    };
+    let layer = CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, HeaderName::from_static("x-request-id")])
+        .expose_headers([header::RETRY_AFTER, HeaderName::from_static("x-request-id")])
+        .max_age(Duration::from_secs(600));
+    Some(layer)
+}

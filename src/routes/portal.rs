@@ -1,0 +1,172 @@
+//! `POST /api/v1/payments/stripe/customer-portal`: a Stripe billing-portal session for
+//! the signed-in user of the token's project.
+
+use axum::{
+    Json,
+    body::Bytes,
+    extract::{FromRequest, Request, State},
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use secrecy::SecretString;
+use serde::Serialize;
+use serde_json::{Value, json};
+use url::Url;
+
+use crate::{
+    AppState,
+    auth::EndUser,
+    config::Origin,
+    db,
+    error::ApiError,
+    stripe::PortalSessionRequest,
+    validation::{ValidationIssue, parse_bool},
+};
+
+#[derive(Serialize)]
+struct PortalResponse {
+    portal_url: String,
+}
+
+pub async fn create_session(
+    State(state): State<AppState>,
+    user: EndUser,
+    request: PortalRequest,
+) -> Result<Response, ApiError> {
+    let livemode = !request.test_mode;
+    let target = db::find_portal_target(&state.db, user.project_id, &user.user_id, livemode)
+        .await?
+        .ok_or(ApiError::ProjectNotFound)?;
+    let key = target
+        .secret_key
+        .filter(|key| key_fits_mode(key, livemode, &user))
+        .ok_or(ApiError::ProjectNotFound)?;
+    let customer = target.customer_id.ok_or(ApiError::CustomerNotFound)?;
+
+    let session = state
+        .stripe
+        .create_portal_session(
+            &SecretString::from(key),
+            &PortalSessionRequest { customer: &customer, return_url: request.return_url.as_str() },
+        )
+        .await?;
+    tracing::info!(stripe_session = %session.id, livemode, "portal session created");
+
+    let mut response = (StatusCode::OK, Json(PortalResponse { portal_url: session.url })).into_response();
+    // The URL is a bearer credential for the customer's billing: no cache may keep it.
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// A test-mode request must never be served with a live key, nor the reverse; a key of
+/// the wrong kind is a misconfigured project.
+fn key_fits_mode(key: &str, livemode: bool, user: &EndUser) -> bool {
+    let prefixes = if livemode { ["sk_live_", "rk_live_"] } else { ["sk_test_", "rk_test_"] };
+    let fits = prefixes.iter().any(|p| key.starts_with(p));
+    if !fits && !key.is_empty() {
+        tracing::warn!(project_id = %user.project_id, livemode, "project's Stripe key does not match the mode");
+    }
+    fits
+}
+
+/// The validated query and body.
+#[derive(Debug)]
+pub struct PortalRequest {
+    pub test_mode: bool,
+    pub return_url: Url,
+}
+
+impl FromRequest<AppState> for PortalRequest {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let test_mode = test_mode(req.uri().query());
+        let is_json = req.headers().get(header::CONTENT_TYPE).is_none_or(is_json_content_type);
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::BodyUnreadable
+            }
+        })?;
+        // As in FastAPI, malformed JSON is reported alone; other errors are gathered.
+        let body = parse_body(&bytes, is_json).map_err(|issue| ApiError::Validation(vec![issue]))?;
+        let return_url = return_url(body, &state.config.return_url_allowed_origins);
+        match (test_mode, return_url) {
+            (Ok(test_mode), Ok(return_url)) => Ok(PortalRequest { test_mode, return_url }),
+            (test_mode, return_url) => {
+                Err(ApiError::Validation(test_mode.err().into_iter().chain(return_url.err()).collect()))
+            }
+        }
+    }
+}
+
+/// `test_mode`, defaulting to true; repeated, the last one counts, as in FastAPI.
+fn test_mode(query: Option<&str>) -> Result<bool, ValidationIssue> {
+    let raw = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .filter(|(name, _)| name == "test_mode")
+        .last()
+        .map(|(_, value)| value);
+    match raw {
+        None => Ok(true),
+        Some(value) => parse_bool(&value)
+            .ok_or_else(|| ValidationIssue::bool_parsing(vec![json!("query"), json!("test_mode")], &value)),
+    }
+}
+
+/// FastAPI reads a body as JSON when it has no content type or a JSON one.
+fn is_json_content_type(value: &HeaderValue) -> bool {
+    let Ok(value) = value.to_str() else { return false };
+    let mime = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+}
+
+/// The body as a JSON value; `Null` when there is none.
+fn parse_body(bytes: &[u8], is_json: bool) -> Result<Value, ValidationIssue> {
+    if bytes.is_empty() {
+        return Ok(Value::Null);
+    }
+    let text = String::from_utf8_lossy(bytes);
+    if !is_json {
+        // FastAPI validates a non-JSON body as the raw text, which no object model accepts.
+        return Ok(Value::String(text.into_owned()));
+    }
+    serde_json::from_str(&text).map_err(|_| ValidationIssue::json_invalid(&text))
+}
+
+fn return_url(body: Value, allowed: &[Origin]) -> Result<Url, ValidationIssue> {
+    let loc = || vec![json!("body"), json!("return_url")];
+    let mut fields = match body {
+        Value::Null => return Err(ValidationIssue::missing(vec![json!("body")], Value::Null)),
+        Value::Object(fields) => fields,
+        other => return Err(ValidationIssue::model_attributes_type(other)),
+    };
+    let value = match fields.remove("return_url") {
+        None => return Err(ValidationIssue::missing(loc(), Value::Object(fields))),
+        Some(Value::String(value)) => value,
+        Some(other) => return Err(ValidationIssue::string_type(loc(), other)),
+    };
+    if value.is_empty() {
+        return Err(ValidationIssue::string_too_short(loc(), json!(value), 1));
+    }
+    let url = Url::parse(&value)
+        .ok()
+        .filter(|url| {
+            matches!(url.scheme(), "http" | "https") && url.host().is_some() && value.trim() == value
+        })
+        .ok_or_else(|| {
+            ValidationIssue::value_error(
+                loc(),
+                json!(value),
+                "return_url must be an absolute http or https URL",
+            )
+        })?;
+    if !allowed.is_empty() && !allowed.contains(&Origin::of(&url)) {
+        return Err(ValidationIssue::value_error(
+            loc(),
+            json!(value),
+            "return_url is not on an allowed origin",
+        ));
+    }
+    Ok(url)
+}

@@ -1,0 +1,229 @@
+//! A small client for the one Stripe call we make, with the retry rule of Stripe's own
+//! SDKs: retry what Stripe says is safe, with one idempotency key, inside one deadline.
+
+use std::time::Duration;
+
+use reqwest::{StatusCode, header::HeaderMap};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+use url::Url;
+
+use crate::config::StripeConfig;
+
+/// The API version every request pins, so Stripe's answers keep the shape we parse.
+pub const API_VERSION: &str = "2026-10-28.endive";
+
+/// Cheap to clone: every clone shares one connection pool.
+#[derive(Clone, Debug)]
+pub struct StripeClient {
+    http: reqwest::Client,
+    sessions_url: Url,
+    timeout: Duration,
+    retry: RetryPolicy,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct RetryPolicy {
+    pub max_retries: u32,
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+/// The form sent to `POST /v1/billing_portal/sessions`.
+#[derive(Debug, Serialize)]
+pub struct PortalSessionRequest<'a> {
+    pub customer: &'a str,
+    pub return_url: &'a str,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PortalSession {
+    pub id: String,
+    pub url: String,
+}
+
+/// Stripe's error body: `{"error": {"type": ..., "code": ..., "param": ..., "message": ...}}`.
+#[derive(Debug, Default, Deserialize)]
+struct ErrorBody {
+    #[serde(default)]
+    error: ErrorDetail,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ErrorDetail {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    code: Option<String>,
+    param: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StripeError {
+    #[error("no such customer (request {request_id:?})")]
+    CustomerNotFound { request_id: Option<String> },
+    #[error("answered {status} type={kind:?} code={code:?} (request {request_id:?})")]
+    Rejected { status: u16, kind: Option<String>, code: Option<String>, request_id: Option<String> },
+    #[error("rate limited")]
+    RateLimited { retry_after: Duration },
+    #[error("unreachable: {0}")]
+    Unreachable(#[source] reqwest::Error),
+    #[error("no answer within the deadline")]
+    Timeout,
+    #[error("unreadable answer: {reason} (request {request_id:?})")]
+    InvalidResponse { reason: String, request_id: Option<String> },
+}
+
+impl StripeError {
+    /// Logged once per failed request; the key is never part of any variant.
+    pub fn log(&self) {
+        match self {
+            StripeError::CustomerNotFound { request_id } => {
+                tracing::info!(stripe_request_id = ?request_id, "stripe has no such customer")
+            }
+            _ => tracing::error!(error = %self, "stripe call failed"),
+        }
+    }
+}
+
+/// One failed attempt, and whether Stripe's rules allow another.
+struct Failure {
+    error: StripeError,
+    retryable: bool,
+    retry_after: Option<Duration>,
+}
+
+impl StripeClient {
+    pub fn new(config: &StripeConfig) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .user_agent(concat!("customer-portal/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        let sessions_url =
+            config.api_base.join("v1/billing_portal/sessions").expect("a fixed relative path joins");
+        Ok(Self {
+            http,
+            sessions_url,
+            timeout: config.timeout,
+            retry: RetryPolicy {
+                max_retries: config.max_retries,
+                initial_backoff: config.retry_initial_backoff,
+                max_backoff: Duration::from_secs(5),
+            },
+        })
+    }
+
+    /// Creates a billing-portal session, retrying within the configured deadline.
+    pub async fn create_portal_session(
+        &self,
+        key: &SecretString,
+        request: &PortalSessionRequest<'_>,
+    ) -> Result<PortalSession, StripeError> {
+        let deadline = Instant::now() + self.timeout;
+        // One key for every attempt, so a retry can never open a second session.
+        let idempotency_key = uuid::Uuid::new_v4().to_string();
+        let mut retries = 0;
+        loop {
+            let attempt = self.attempt(key, request, &idempotency_key);
+            let failure = match tokio::time::timeout_at(deadline, attempt).await {
+                Err(_) => return Err(StripeError::Timeout),
+                Ok(Ok(session)) => return Ok(session),
+                Ok(Err(failure)) => failure,
+            };
+            if !failure.retryable || retries >= self.retry.max_retries {
+                return Err(failure.error);
+            }
+            let delay = self.retry.backoff(retries).max(failure.retry_after.unwrap_or_default());
+            if Instant::now() + delay >= deadline {
+                return Err(failure.error);
+            }
+            tracing::warn!(error = %failure.error, retry = retries + 1, ?delay, "retrying stripe call");
+            tokio::time::sleep(delay).await;
+            retries += 1;
+        }
+    }
+
+    async fn attempt(
+        &self,
+        key: &SecretString,
+        request: &PortalSessionRequest<'_>,
+        idempotency_key: &str,
+    ) -> Result<PortalSession, Failure> {
+        let response = self
+            .http
+            .post(self.sessions_url.clone())
+            // bearer_auth marks the header sensitive, so reqwest never prints it.
+            .bearer_auth(key.expose_secret())
+            .header("Stripe-Version", API_VERSION)
+            .header("Idempotency-Key", idempotency_key)
+            .form(request)
+            .send()
+            .await
+            .map_err(|e| Failure {
+                error: StripeError::Unreachable(e),
+                retryable: true,
+                retry_after: None,
+            })?;
+
+        let status = response.status();
+        let headers = response.headers().clone();
+        let request_id = header_str(&headers, "request-id").map(str::to_owned);
+        let body = response.bytes().await.map_err(|e| Failure {
+            error: StripeError::Unreachable(e),
+            retryable: true,
+            retry_after: None,
+        })?;
+
+        if status.is_success() {
+            return serde_json::from_slice::<PortalSession>(&body).map_err(|e| Failure {
+                error: StripeError::InvalidResponse { reason: e.to_string(), request_id },
+                retryable: false,
+                retry_after: None,
+            });
+        }
+
+        let detail = serde_json::from_slice::<ErrorBody>(&body).unwrap_or_default().error;
+        let retryable = match header_str(&headers, "stripe-should-retry") {
+            Some("true") => true,
+            Some("false") => false,
+            _ => {
+                status == StatusCode::CONFLICT
+                    || status == StatusCode::TOO_MANY_REQUESTS
+                    || status.is_server_error()
+            }
+        };
+        let retry_after = header_str(&headers, "retry-after")
+            .and_then(|v| v.parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .map(Duration::from_secs_f64);
+
+        let error = if detail.code.as_deref() == Some("resource_missing")
+            && detail.param.as_deref() == Some("customer")
+        {
+            StripeError::CustomerNotFound { request_id }
+        } else if status == StatusCode::TOO_MANY_REQUESTS {
+            StripeError::RateLimited { retry_after: retry_after.unwrap_or(Duration::from_secs(1)) }
+        } else {
+            StripeError::Rejected {
+                status: status.as_u16(),
+                kind: detail.kind,
+                code: detail.code,
+                request_id,
+            }
+        };
+        Err(Failure { error, retryable, retry_after })
+    }
+}
+
+impl RetryPolicy {
+    /// Exponential backoff with jitter, as Stripe's SDKs do: a random point in the
+    /// upper half of the doubled delay, so many clients do not retry in step.
+    fn backoff(&self, retries: u32) -> Duration {
+        let full = self.initial_backoff.saturating_mul(2u32.saturating_pow(retries)).min(self.max_backoff);
+        full.mul_f64(0.5 + fastrand::f64() / 2.0).max(self.initial_backoff / 2)
+    }
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}

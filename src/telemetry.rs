@@ -1,0 +1,57 @@
+//! Logs: the subscriber, and one line per request (method, route, status, latency,
+//! request ID). Nothing here records headers, bodies or query strings, so tokens, keys
+//! and portal URLs cannot reach a log line through it.
+
+use std::time::Duration;
+
+use axum::{
+    Router,
+    body::Body,
+    extract::MatchedPath,
+    http::{HeaderName, Request, Response, header::AUTHORIZATION},
+};
+use tower::ServiceBuilder;
+use tower_http::{
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer},
+    sensitive_headers::SetSensitiveRequestHeadersLayer,
+    trace::TraceLayer,
+};
+use tracing::{Span, field::Empty};
+use tracing_subscriber::EnvFilter;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
+pub fn init() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+/// Request IDs (taken from `x-request-id` or made up, and sent back) and the request log.
+pub fn instrument<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
+    router.layer(
+        ServiceBuilder::new()
+            .layer(SetSensitiveRequestHeadersLayer::new([AUTHORIZATION]))
+            .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+            .layer(
+                TraceLayer::new_for_http()
+                    .make_span_with(make_span)
+                    .on_request(())
+                    .on_response(on_response)
+                    .on_failure(()),
+            )
+            .layer(PropagateRequestIdLayer::new(REQUEST_ID)),
+    )
+}
+
+fn make_span(request: &Request<Body>) -> Span {
+    // The route template, not the URI: paths and queries are the caller's to fill.
+    let route = request.extensions().get::<MatchedPath>().map_or("(unmatched)", MatchedPath::as_str);
+    let request_id = request.extensions().get::<RequestId>().and_then(|id| id.header_value().to_str().ok());
+    tracing::info_span!("request", method = %request.method(), route, request_id, status = Empty)
+}
+
+fn on_response(response: &Response<Body>, latency: Duration, span: &Span) {
+    span.record("status", response.status().as_u16());
+    tracing::info!(latency_ms = latency.as_secs_f64() * 1000.0, "request finished");
+}
