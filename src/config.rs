@@ -24,11 +24,25 @@ pub struct Config {
     pub shutdown_grace: Duration,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct DatabaseConfig {
     pub connect_options: PgConnectOptions,
     pub max_connections: u32,
     pub acquire_timeout: Duration,
+}
+
+/// By hand, because `PgConnectOptions`' own Debug prints the password.
+impl std::fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let o = &self.connect_options;
+        f.debug_struct("DatabaseConfig")
+            .field("host", &o.get_host())
+            .field("port", &o.get_port())
+            .field("database", &o.get_database())
+            .field("max_connections", &self.max_connections)
+            .field("acquire_timeout", &self.acquire_timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -119,8 +133,10 @@ impl Config {
 
         let database_url = get("DATABASE_URL").ok_or_else(|| bad("DATABASE_URL", "is required"))?;
         // The URL may hold a password, so the message never repeats it.
-        let connect_options = PgConnectOptions::from_str(database_url)
-            .map_err(|_| bad("DATABASE_URL", "is not a valid postgres:// URL"))?;
+        let connect_options = Some(database_url)
+            .filter(|url| url.starts_with("postgres://") || url.starts_with("postgresql://"))
+            .and_then(|url| PgConnectOptions::from_str(url).ok())
+            .ok_or_else(|| bad("DATABASE_URL", "is not a valid postgres:// URL"))?;
 
         let listen_addr = parse_or(get("LISTEN_ADDR"), "LISTEN_ADDR", "0.0.0.0:8080".parse().ok())?;
 
@@ -329,6 +345,12 @@ mod tests {
         let err = error_for(&[("DATABASE_URL", "mysql://u:hunter2@db")]);
         assert_eq!(err.name, "DATABASE_URL");
         assert!(!err.to_string().contains("hunter2"));
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_database_password() {
+        let config = Config::from_vars(&vars(&[])).expect("valid config");
+        assert!(!format!("{config:?}").contains("hunter2"));
     }
 
     #[test]

@@ -1,0 +1,13 @@
+//! Black-box tests over HTTP: the real router on a loopback port, a real PostgreSQL
+//! (a fresh migrated database per test) and a fake Stripe on loopback.
+
+mod support;
+
+mod auth;
+mod config;
+mod errors;
+mod logs;
+mod portal;
+mod routes;
+mod stripe_failures;
+mod validation;

@@ -1,0 +1,205 @@
+//! Builds the app against a test database and a fake Stripe, and speaks to it over HTTP.
+
+use std::{collections::HashMap, net::SocketAddr, time::Duration};
+
+use customer_portal::{AppState, app, config::Config, serve};
+use jsonwebtoken::{EncodingKey, Header};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use uuid::Uuid;
+use wiremock::{Mock, MockServer, ResponseTemplate, matchers};
+
+pub const JWT_SECRET: &str = "test-secret-that-is-long-enough-for-hs256!";
+pub const TEST_KEY: &str = "sk_test_51TESTKEYabcdefghijklmnop";
+pub const LIVE_KEY: &str = "sk_live_51LIVEKEYabcdefghijklmnop";
+pub const PORTAL_URL: &str = "https://billing.stripe.com/p/session/test_YWNjdF8xTUZ";
+pub const SESSIONS_PATH: &str = "/v1/billing_portal/sessions";
+pub const RETURN_URL: &str = "https://app.example.com/account";
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub http: reqwest::Client,
+    pub stripe: MockServer,
+    pub db: PgPool,
+    shutdown: Option<oneshot::Sender<()>>,
+    pub server: JoinHandle<std::io::Result<()>>,
+}
+
+/// Settings every test starts from: a fake Stripe, fast retries, a short deadline.
+fn base_vars(stripe_uri: &str) -> HashMap<String, String> {
+    let database_url = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    [
+        ("DATABASE_URL", database_url.as_str()),
+        ("JWT_SECRET", JWT_SECRET),
+        ("STRIPE_API_BASE", stripe_uri),
+        ("STRIPE_RETRY_BACKOFF_MS", "10"),
+        ("STRIPE_TIMEOUT_MS", "2000"),
+        ("DATABASE_ACQUIRE_TIMEOUT_MS", "500"),
+        ("SHUTDOWN_GRACE_SECONDS", "5"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+impl TestApp {
+    pub async fn spawn(db: PgPool) -> Self {
+        Self::spawn_with(db, &[]).await
+    }
+
+    /// Starts the service with extra (or overriding) environment settings.
+    pub async fn spawn_with(db: PgPool, vars: &[(&str, &str)]) -> Self {
+        let stripe = MockServer::start().await;
+        let mut all = base_vars(&stripe.uri());
+        all.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let config = Config::from_vars(&all).expect("test configuration is valid");
+        let state = AppState::new(config, db.clone()).expect("state builds");
+
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+        let addr = listener.local_addr().expect("local addr");
+        let (tx, rx) = oneshot::channel::<()>();
+        let server = tokio::spawn(serve(
+            listener,
+            app(state),
+            async {
+                let _ = rx.await;
+            },
+            Duration::from_secs(5),
+        ));
+        Self { addr, http: reqwest::Client::new(), stripe, db, shutdown: Some(tx), server }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Sends SIGTERM's equivalent: stop accepting, finish in-flight requests.
+    pub fn shut_down(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+
+    /// `POST` the portal route with a token, a query string and a JSON body.
+    pub async fn post_portal(&self, token: Option<&str>, query: &str, body: Value) -> reqwest::Response {
+        let mut request =
+            self.http.post(self.url(&format!("/api/v1/payments/stripe/customer-portal{query}")));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.json(&body).send().await.expect("request sent")
+    }
+
+    /// A project with both keys and a test-mode and live-mode customer for `user`.
+    pub async fn seed(&self, user: &str) -> Uuid {
+        let project = insert_project(&self.db, Some(TEST_KEY), Some(LIVE_KEY)).await;
+        insert_customer(&self.db, project, user, false, "cus_test_123").await;
+        insert_customer(&self.db, project, user, true, "cus_live_456").await;
+        project
+    }
+
+    /// Stripe answers every session request with a portal URL.
+    pub async fn stripe_creates_sessions(&self) {
+        Mock::given(matchers::method("POST"))
+            .and(matchers::path(SESSIONS_PATH))
+            .respond_with(session_created())
+            .mount(&self.stripe)
+            .await;
+    }
+
+    pub async fn stripe_requests(&self) -> Vec<wiremock::Request> {
+        self.stripe.received_requests().await.unwrap_or_default()
+    }
+}
+
+pub fn session_created() -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(json!({
+        "id": "bps_1Test",
+        "object": "billing_portal.session",
+        "customer": "cus_test_123",
+        "livemode": false,
+        "return_url": RETURN_URL,
+        "url": PORTAL_URL,
+    }))
+}
+
+/// A Stripe error body as Stripe writes it.
+pub fn stripe_error(status: u16, kind: &str, code: &str, param: Option<&str>) -> ResponseTemplate {
+    let mut error = json!({ "type": kind, "code": code, "message": "Stripe's own words, not for end users" });
+    if let Some(param) = param {
+        error["param"] = json!(param);
+    }
+    ResponseTemplate::new(status)
+        .insert_header("Request-Id", "req_test123")
+        .set_body_json(json!({ "error": error }))
+}
+
+pub async fn insert_project(db: &PgPool, test_key: Option<&str>, live_key: Option<&str>) -> Uuid {
+    let id = Uuid::new_v4();
+    // Only the contract's columns, as the platform's other services write rows.
+    sqlx::query(
+        "INSERT INTO projects (id, stripe_test_secret_key, stripe_live_secret_key) VALUES ($1, $2, $3)",
+    )
+    .bind(id)
+    .bind(test_key)
+    .bind(live_key)
+    .execute(db)
+    .await
+    .expect("insert project");
+    id
+}
+
+pub async fn insert_customer(db: &PgPool, project: Uuid, user: &str, livemode: bool, customer: &str) {
+    sqlx::query(
+        "INSERT INTO stripe_customers (project_id, user_id, livemode, stripe_customer_id) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(project)
+    .bind(user)
+    .bind(livemode)
+    .bind(customer)
+    .execute(db)
+    .await
+    .expect("insert customer");
+}
+
+pub fn now() -> i64 {
+    jsonwebtoken::get_current_timestamp() as i64
+}
+
+/// Claims of a valid token for `user` in `project`.
+pub fn claims(project: Uuid, user: &str) -> Value {
+    json!({ "sub": user, "project_id": project.to_string(), "exp": now() + 600, "iat": now() })
+}
+
+pub fn sign(claims: &Value) -> String {
+    sign_with(&Header::default(), claims, JWT_SECRET)
+}
+
+pub fn sign_with(header: &Header, claims: &Value, secret: &str) -> String {
+    jsonwebtoken::encode(header, claims, &EncodingKey::from_secret(secret.as_bytes())).expect("token signs")
+}
+
+pub fn token(project: Uuid, user: &str) -> String {
+    sign(&claims(project, user))
+}
+
+/// The form fields of a request Stripe received.
+pub fn form(request: &wiremock::Request) -> HashMap<String, String> {
+    url::form_urlencoded::parse(&request.body).into_owned().collect()
+}
+
+pub fn header<'a>(request: &'a wiremock::Request, name: &str) -> Option<&'a str> {
+    request.headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+pub async fn body(response: reqwest::Response) -> Value {
+    response.json().await.expect("JSON body")
+}
+
+/// A port on loopback that nothing listens on.
+pub async fn closed_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    listener.local_addr().expect("addr").port()
+}
