@@ -21,6 +21,8 @@ pub struct Config {
     /// Origins every `return_url` must be on; empty means any http(s) origin.
     pub return_url_allowed_origins: Vec<Origin>,
     pub max_body_bytes: usize,
+    /// Portal requests served at once; more are shed with a 503 so memory stays bounded.
+    pub max_in_flight: usize,
     pub shutdown_grace: Duration,
 }
 
@@ -179,6 +181,8 @@ impl Config {
             )?,
             max_body_bytes: parse_or(get("MAX_BODY_BYTES"), "MAX_BODY_BYTES", Some(4 * 1024))
                 .and_then(|n: usize| positive("MAX_BODY_BYTES", n))?,
+            max_in_flight: parse_or(get("MAX_IN_FLIGHT"), "MAX_IN_FLIGHT", Some(4096))
+                .and_then(|n: usize| positive("MAX_IN_FLIGHT", n))?,
             shutdown_grace: Duration::from_secs(parse_or(
                 get("SHUTDOWN_GRACE_SECONDS"),
                 "SHUTDOWN_GRACE_SECONDS",
@@ -186,6 +190,14 @@ impl Config {
             )?),
         })
         .and_then(|config| reject_unsupported(&get).map(|()| config))
+    }
+}
+
+impl JwtConfig {
+    /// Only the token settings, for commands that need no database.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let vars: HashMap<String, String> = std::env::vars().collect();
+        jwt_config(&|name: &str| vars.get(name).map(|v| v.trim()).filter(|v| !v.is_empty()))
     }
 }
 

@@ -33,6 +33,9 @@ pub enum ApiError {
     ProjectNotFound,
     #[error("no Stripe customer for user")]
     CustomerNotFound,
+    /// Too many requests in flight; shed before the process would fall over.
+    #[error("overloaded")]
+    Overloaded,
     #[error("route not found")]
     RouteNotFound,
     #[error("method not allowed")]
@@ -76,7 +79,7 @@ impl ApiError {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             ApiError::Stripe(StripeError::Timeout) => StatusCode::GATEWAY_TIMEOUT,
-            ApiError::DatabaseUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::DatabaseUnavailable(_) | ApiError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -104,6 +107,7 @@ impl ApiError {
             }
             ApiError::Stripe(StripeError::Timeout) => "Stripe did not answer in time",
             ApiError::DatabaseUnavailable(_) => "Database unavailable",
+            ApiError::Overloaded => "Service overloaded; retry later",
             ApiError::Internal(_) => "Internal Server Error",
         }
     }
@@ -114,6 +118,7 @@ impl ApiError {
             ApiError::Stripe(err) => err.log(),
             ApiError::DatabaseUnavailable(err) => tracing::error!(error = %err, "database unavailable"),
             ApiError::Internal(cause) => tracing::error!(%cause, "internal error"),
+            ApiError::Overloaded => tracing::warn!("shedding load: too many requests in flight"),
             _ => {}
         }
     }
@@ -121,6 +126,7 @@ impl ApiError {
     fn retry_after(&self) -> Option<Duration> {
         match self {
             ApiError::Stripe(StripeError::RateLimited { retry_after }) => Some(*retry_after),
+            ApiError::Overloaded => Some(Duration::from_secs(1)),
             _ => None,
         }
     }

@@ -66,7 +66,7 @@ impl AppState {
 /// The whole HTTP application: routes and the layers around them.
 pub fn app(state: AppState) -> Router {
     let config = &state.config;
-    let mut router = routes::router().layer(DefaultBodyLimit::max(config.max_body_bytes));
+    let mut router = routes::router(config.max_in_flight).layer(DefaultBodyLimit::max(config.max_body_bytes));
     if let Some(cors) = routes::cors(&config.cors_allowed_origins) {
         router = router.layer(cors);
     }

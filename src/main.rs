@@ -4,8 +4,14 @@
 use std::{process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand};
-use customer_portal::{AppState, app, config::Config, db, serve, telemetry};
+use customer_portal::{
+    AppState, app,
+    auth::{self, EndUser},
+    config::{Config, JwtConfig},
+    db, serve, telemetry,
+};
 use tokio::net::TcpListener;
+use uuid::Uuid;
 
 #[derive(Parser)]
 #[command(name = "customer-portal", version, about = "Opens the Stripe Customer Portal for signed-in users")]
@@ -28,6 +34,24 @@ enum Command {
         #[arg(long, default_value_t = 60)]
         wait: u64,
     },
+    /// Print a signed end-user token for local development (needs JWT_SECRET).
+    Token {
+        /// The project's ID (UUID).
+        #[arg(long)]
+        project: Uuid,
+        /// The end user's ID.
+        #[arg(long)]
+        user: String,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl: u64,
+    },
+    /// Exit 0 if the local service answers GET /healthz (for container health checks).
+    Healthcheck {
+        /// The URL to probe; defaults to /healthz on LISTEN_ADDR's port.
+        #[arg(long)]
+        url: Option<String>,
+    },
 }
 
 #[tokio::main]
@@ -40,6 +64,11 @@ async fn main() -> ExitCode {
         tracing::error!("cannot read .env: {e}");
         return ExitCode::from(2);
     }
+    match cli.command {
+        Command::Token { project, user, ttl } => return print_token(project, user, ttl),
+        Command::Healthcheck { url } => return healthcheck(url).await,
+        Command::Serve { .. } | Command::Migrate { .. } => {}
+    }
     let config = match Config::from_env() {
         Ok(config) => config,
         Err(e) => {
@@ -50,6 +79,7 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve { no_migrate } => run_server(config, !no_migrate).await,
         Command::Migrate { wait } => run_migrations(config, Duration::from_secs(wait)).await,
+        Command::Token { .. } | Command::Healthcheck { .. } => unreachable!("handled above"),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -88,6 +118,41 @@ async fn run_server(config: Config, migrate: bool) -> Result<(), Box<dyn std::er
     serve(listener, app(state), shutdown_signal(), grace).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+fn print_token(project: Uuid, user: String, ttl: u64) -> ExitCode {
+    let minted = JwtConfig::from_env().map_err(|e| format!("configuration error: {e}")).and_then(|config| {
+        auth::mint_dev_token(
+            &config,
+            &EndUser { user_id: user, project_id: project },
+            Duration::from_secs(ttl),
+        )
+    });
+    match minted {
+        Ok(token) => {
+            println!("{token}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!("{e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn healthcheck(url: Option<String>) -> ExitCode {
+    let url = url.unwrap_or_else(|| {
+        let port = std::env::var("LISTEN_ADDR")
+            .ok()
+            .and_then(|addr| addr.parse::<std::net::SocketAddr>().ok())
+            .map_or(8080, |addr| addr.port());
+        format!("http://127.0.0.1:{port}/healthz")
+    });
+    let probe = reqwest::Client::new().get(&url).timeout(Duration::from_secs(2)).send().await;
+    match probe {
+        Ok(response) if response.status().is_success() => ExitCode::SUCCESS,
+        _ => ExitCode::FAILURE,
+    }
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM (what docker and Kubernetes send).

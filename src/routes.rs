@@ -6,19 +6,26 @@ mod portal;
 use std::time::Duration;
 
 use axum::{
-    Router,
+    BoxError, Router,
+    error_handling::HandleErrorLayer,
     http::{HeaderName, Method, header},
     routing::{get, post},
 };
+use tower::ServiceBuilder;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::{AppState, config::CorsOrigins, error::ApiError};
 
 pub const PORTAL_PATH: &str = "/api/v1/payments/stripe/customer-portal";
 
-pub fn router() -> Router<AppState> {
+pub fn router(max_in_flight: usize) -> Router<AppState> {
+    // Only the portal route is limited: health checks must answer under any load.
+    let shed = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(|_: BoxError| async { ApiError::Overloaded }))
+        .load_shed()
+        .concurrency_limit(max_in_flight);
     Router::new()
-        .route(PORTAL_PATH, post(portal::create_session))
+        .route(PORTAL_PATH, post(portal::create_session).layer(shed))
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
         .fallback(|| async { ApiError::RouteNotFound })

@@ -1,0 +1,78 @@
+#!/usr/bin/env python3
+"""A stand-in for Stripe's billing-portal API, for local runs without a Stripe account.
+
+POST /v1/billing_portal/sessions answers like Stripe (form-encoded in, JSON out, errors
+in Stripe's shape); the session URL points back here, at a page that links to the
+return_url. Standard library only. Usage: fake_stripe.py [--port 12111]
+"""
+import argparse
+import html
+import json
+import secrets
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlencode, urlparse
+
+
+class FakeStripe(BaseHTTPRequestHandler):
+    server_version = "fake-stripe/1"
+
+    def _json(self, status, body):
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Request-Id", "req_fake_" + secrets.token_hex(6))
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _error(self, status, kind, code, message, param=None):
+        error = {"type": kind, "code": code, "message": message}
+        if param:
+            error["param"] = param
+        self._json(status, {"error": error})
+
+    def do_POST(self):
+        if urlparse(self.path).path != "/v1/billing_portal/sessions":
+            return self._error(404, "invalid_request_error", "resource_missing", "Unrecognized request URL")
+        key = self.headers.get("Authorization", "").removeprefix("Bearer ")
+        if not key.startswith(("sk_test_", "sk_live_", "rk_test_", "rk_live_")):
+            return self._error(401, "invalid_request_error", "api_key_invalid", "Invalid API Key provided")
+        length = int(self.headers.get("Content-Length") or 0)
+        form = {k: v[-1] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
+        customer = form.get("customer", "")
+        if not customer.startswith("cus_"):
+            return self._error(400, "invalid_request_error", "resource_missing",
+                               f"No such customer: '{customer}'", "customer")
+        session = "bps_" + secrets.token_hex(8)
+        host, port = self.server.server_address[:2]
+        url = f"http://{host}:{port}/p/session/{session}?" + urlencode({"return_url": form.get("return_url", "")})
+        self._json(200, {
+            "id": session, "object": "billing_portal.session", "customer": customer,
+            "livemode": key.startswith(("sk_live_", "rk_live_")), "return_url": form.get("return_url"),
+            "url": url,
+        })
+
+    def do_GET(self):
+        parsed = urlparse(self.path)
+        if not parsed.path.startswith("/p/session/"):
+            return self._error(404, "invalid_request_error", "resource_missing", "Unrecognized request URL")
+        back = html.escape(parse_qs(parsed.query).get("return_url", ["/"])[-1], quote=True)
+        page = (f"<!doctype html><title>Billing portal (fake)</title><h1>Billing portal</h1>"
+                f"<p>This is the fake Stripe portal.</p><a id=return href=\"{back}\">Return to the app</a>")
+        data = page.encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, fmt, *args):
+        pass
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=12111)
+    parser.add_argument("--host", default="127.0.0.1")
+    args = parser.parse_args()
+    ThreadingHTTPServer((args.host, args.port), FakeStripe).serve_forever()
