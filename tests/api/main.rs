@@ -8,6 +8,8 @@ mod config;
 mod errors;
 mod logs;
 mod portal;
+mod process;
+mod resilience;
 mod routes;
 mod stripe_failures;
 mod validation;

@@ -16,6 +16,7 @@ pub const LIVE_KEY: &str = "sk_live_51LIVEKEYabcdefghijklmnop";
 pub const PORTAL_URL: &str = "https://billing.stripe.com/p/session/test_YWNjdF8xTUZ";
 pub const SESSIONS_PATH: &str = "/v1/billing_portal/sessions";
 pub const RETURN_URL: &str = "https://app.example.com/account";
+pub const PORTAL_ROUTE: &str = "/api/v1/payments/stripe/customer-portal";
 
 pub struct TestApp {
     pub addr: SocketAddr,
@@ -202,4 +203,91 @@ pub async fn body(response: reqwest::Response) -> Value {
 pub async fn closed_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     listener.local_addr().expect("addr").port()
+}
+
+/// A TCP proxy in front of PostgreSQL that a test can cut and restore, to play a
+/// database that goes away and comes back.
+pub struct CuttableProxy {
+    pub port: u16,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    connections: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl CuttableProxy {
+    pub async fn start(upstream: (String, u16), up: bool) -> Self {
+        use std::sync::{Arc, Mutex, atomic::AtomicBool};
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let proxy =
+            Self { port, up: Arc::new(AtomicBool::new(up)), connections: Arc::new(Mutex::new(Vec::new())) };
+        let (flag, connections) = (proxy.up.clone(), proxy.connections.clone());
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if !flag.load(std::sync::atomic::Ordering::SeqCst) {
+                    continue; // dropped: the client sees its connection closed
+                }
+                let upstream = upstream.clone();
+                let task = tokio::spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                connections.lock().expect("lock").push(task.abort_handle());
+            }
+        });
+        proxy
+    }
+
+    /// Refuses new connections and breaks the open ones.
+    pub fn cut(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        for connection in self.connections.lock().expect("lock").drain(..) {
+            connection.abort();
+        }
+    }
+
+    pub fn restore(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// A pool reaching `db`'s database through this proxy.
+    pub fn pool_for(&self, db: &PgPool) -> PgPool {
+        let options = (*db.connect_options()).clone().host("127.0.0.1").port(self.port);
+        sqlx::postgres::PgPoolOptions::new()
+            .acquire_timeout(Duration::from_millis(500))
+            .connect_lazy_with(options)
+    }
+}
+
+/// Where `db`'s server listens.
+pub fn upstream_of(db: &PgPool) -> (String, u16) {
+    let options = db.connect_options();
+    (options.get_host().to_owned(), options.get_port())
+}
+
+/// `db`'s database as a URL, for running the binary against it.
+pub fn database_url_of(db: &PgPool) -> String {
+    let options = db.connect_options();
+    let (host, port) = upstream_of(db);
+    format!(
+        "postgres://{}@{host}:{port}/{}",
+        options.get_username(),
+        options.get_database().unwrap_or("postgres")
+    )
+}
+
+/// Polls `check` until it holds or `within` passes.
+pub async fn eventually<F, Fut>(within: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    while tokio::time::Instant::now() < deadline {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
 }
