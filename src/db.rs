@@ -25,6 +25,7 @@ pub fn pool(config: &DatabaseConfig) -> PgPool {
 pub struct PortalTarget {
     pub secret_key: Option<String>,
     pub customer_id: Option<String>,
+    pub allowed_origins: Option<Vec<String>>,
 }
 
 pub async fn find_portal_target(
@@ -37,7 +38,8 @@ pub async fn find_portal_target(
         PortalTarget,
         r#"
         SELECT CASE WHEN $3 THEN p.stripe_live_secret_key ELSE p.stripe_test_secret_key END AS secret_key,
-               c.stripe_customer_id AS "customer_id?"
+               c.stripe_customer_id AS "customer_id?",
+               p.return_url_allowed_origins AS allowed_origins
         FROM projects p
         LEFT JOIN stripe_customers c ON c.project_id = p.id AND c.user_id = $2 AND c.livemode = $3
         WHERE p.id = $1

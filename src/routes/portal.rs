@@ -41,6 +41,19 @@ pub async fn create_session(
         .secret_key
         .filter(|key| key_fits_mode(key, livemode, &user))
         .ok_or(ApiError::ProjectNotFound)?;
+    let project_origins = target.allowed_origins.unwrap_or_default();
+    if !return_url_allowed(
+        &request.return_url,
+        &state.config.return_url_allowed_origins,
+        &project_origins,
+        livemode,
+    ) {
+        return Err(ApiError::Validation(vec![ValidationIssue::value_error(
+            vec![json!("body"), json!("return_url")],
+            json!(request.return_url_input),
+            "return_url is not on an allowed origin",
+        )]));
+    }
     let customer = target.customer_id.ok_or(ApiError::CustomerNotFound)?;
 
     let session = state
@@ -69,11 +82,25 @@ fn key_fits_mode(key: &str, livemode: bool, user: &EndUser) -> bool {
     fits
 }
 
+/// Where a `return_url` may send the user back to: an origin on the global list or the
+/// project's; with neither list, any https origin, and loopback http in test mode only,
+/// so a live portal can never hand the user to an unencrypted page.
+fn return_url_allowed(url: &Url, global: &[Origin], project: &[String], livemode: bool) -> bool {
+    if global.is_empty() && project.is_empty() {
+        let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+        return url.scheme() == "https" || (!livemode && loopback);
+    }
+    let origin = Origin::of(url);
+    global.contains(&origin) || project.iter().filter_map(|o| o.parse::<Origin>().ok()).any(|o| o == origin)
+}
+
 /// The validated query and body.
 #[derive(Debug)]
 pub struct PortalRequest {
     pub test_mode: bool,
     pub return_url: Url,
+    /// As the caller wrote it, for echoing in a 422.
+    pub return_url_input: String,
 }
 
 impl FromRequest<AppState> for PortalRequest {
@@ -91,9 +118,10 @@ impl FromRequest<AppState> for PortalRequest {
         })?;
         // As in FastAPI, malformed JSON is reported alone; other errors are gathered.
         let body = parse_body(&bytes, is_json).map_err(|issue| ApiError::Validation(vec![issue]))?;
-        let return_url = return_url(body, &state.config.return_url_allowed_origins);
-        match (test_mode, return_url) {
-            (Ok(test_mode), Ok(return_url)) => Ok(PortalRequest { test_mode, return_url }),
+        match (test_mode, return_url(body)) {
+            (Ok(test_mode), Ok((return_url, return_url_input))) => {
+                Ok(PortalRequest { test_mode, return_url, return_url_input })
+            }
             (test_mode, return_url) => {
                 Err(ApiError::Validation(test_mode.err().into_iter().chain(return_url.err()).collect()))
             }
@@ -134,7 +162,8 @@ fn parse_body(bytes: &[u8], is_json: bool) -> Result<Value, ValidationIssue> {
     serde_json::from_str(&text).map_err(|_| ValidationIssue::json_invalid(&text))
 }
 
-fn return_url(body: Value, allowed: &[Origin]) -> Result<Url, ValidationIssue> {
+/// The body's `return_url`, parsed, and as written.
+fn return_url(body: Value) -> Result<(Url, String), ValidationIssue> {
     let loc = || vec![json!("body"), json!("return_url")];
     let mut fields = match body {
         Value::Null => return Err(ValidationIssue::missing(vec![json!("body")], Value::Null)),
@@ -161,12 +190,5 @@ fn return_url(body: Value, allowed: &[Origin]) -> Result<Url, ValidationIssue> {
                 "return_url must be an absolute http or https URL",
             )
         })?;
-    if !allowed.is_empty() && !allowed.contains(&Origin::of(&url)) {
-        return Err(ValidationIssue::value_error(
-            loc(),
-            json!(value),
-            "return_url is not on an allowed origin",
-        ));
-    }
-    Ok(url)
+    Ok((url, value))
 }
