@@ -9,6 +9,8 @@ use secrecy::SecretString;
 use sqlx::postgres::PgConnectOptions;
 use url::Url;
 
+use crate::rate_limit::Limit;
+
 /// Everything the service needs to run.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -21,6 +23,8 @@ pub struct Config {
     /// Origins every `return_url` must be on; empty means any http(s) origin.
     pub return_url_allowed_origins: Vec<Origin>,
     pub max_body_bytes: usize,
+    pub rate_limit_per_user: Limit,
+    pub rate_limit_per_project: Limit,
     /// Portal requests served at once; more are shed with a 503 so memory stays bounded.
     pub max_in_flight: usize,
     pub shutdown_grace: Duration,
@@ -181,6 +185,22 @@ impl Config {
             )?,
             max_body_bytes: parse_or(get("MAX_BODY_BYTES"), "MAX_BODY_BYTES", Some(4 * 1024))
                 .and_then(|n: usize| positive("MAX_BODY_BYTES", n))?,
+            rate_limit_per_user: Limit {
+                per_minute: parse_or(
+                    get("RATE_LIMIT_USER_PER_MINUTE"),
+                    "RATE_LIMIT_USER_PER_MINUTE",
+                    Some(30),
+                )?,
+                burst: parse_or(get("RATE_LIMIT_USER_BURST"), "RATE_LIMIT_USER_BURST", Some(10))?,
+            },
+            rate_limit_per_project: Limit {
+                per_minute: parse_or(
+                    get("RATE_LIMIT_PROJECT_PER_MINUTE"),
+                    "RATE_LIMIT_PROJECT_PER_MINUTE",
+                    Some(6000),
+                )?,
+                burst: parse_or(get("RATE_LIMIT_PROJECT_BURST"), "RATE_LIMIT_PROJECT_BURST", Some(200))?,
+            },
             max_in_flight: parse_or(get("MAX_IN_FLIGHT"), "MAX_IN_FLIGHT", Some(4096))
                 .and_then(|n: usize| positive("MAX_IN_FLIGHT", n))?,
             shutdown_grace: Duration::from_secs(parse_or(

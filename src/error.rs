@@ -33,6 +33,9 @@ pub enum ApiError {
     ProjectNotFound,
     #[error("no Stripe customer for user")]
     CustomerNotFound,
+    /// This user or project is over its quota.
+    #[error("rate limited")]
+    RateLimited { retry_after: Duration },
     /// Too many requests in flight; shed before the process would fall over.
     #[error("overloaded")]
     Overloaded,
@@ -66,6 +69,7 @@ impl ApiError {
             }
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::BodyUnreadable => StatusCode::BAD_REQUEST,
             ApiError::ProjectNotFound | ApiError::CustomerNotFound | ApiError::RouteNotFound => {
                 StatusCode::NOT_FOUND
@@ -91,6 +95,7 @@ impl ApiError {
             ApiError::TokenExpired => "Token has expired",
             ApiError::Validation(_) => "Validation error",
             ApiError::PayloadTooLarge => "Request body too large",
+            ApiError::RateLimited { .. } => "Too many requests; retry later",
             ApiError::BodyUnreadable => "There was an error parsing the body",
             ApiError::ProjectNotFound => "Project not found or Stripe not configured",
             ApiError::CustomerNotFound | ApiError::Stripe(StripeError::CustomerNotFound { .. }) => {
@@ -127,6 +132,7 @@ impl ApiError {
         match self {
             ApiError::Stripe(StripeError::RateLimited { retry_after }) => Some(*retry_after),
             ApiError::Overloaded => Some(Duration::from_secs(1)),
+            ApiError::RateLimited { retry_after } => Some(*retry_after),
             _ => None,
         }
     }

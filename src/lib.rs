@@ -6,6 +6,7 @@ pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod rate_limit;
 pub mod routes;
 pub mod stripe;
 pub mod telemetry;
@@ -26,7 +27,9 @@ use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 
-use crate::{auth::Authenticator, config::Config, error::ApiError, stripe::StripeClient};
+use crate::{
+    auth::Authenticator, config::Config, error::ApiError, rate_limit::RateLimits, stripe::StripeClient,
+};
 
 /// What every request can reach: cheap handles, cloned per request.
 #[derive(Clone)]
@@ -35,6 +38,7 @@ pub struct AppState {
     pub db: PgPool,
     pub auth: Arc<Authenticator>,
     pub stripe: StripeClient,
+    pub rate_limits: Arc<RateLimits>,
 }
 
 impl FromRef<AppState> for Arc<Authenticator> {
@@ -57,6 +61,7 @@ impl AppState {
         Ok(Self {
             auth: Arc::new(Authenticator::new(&config.jwt)?),
             stripe: StripeClient::new(&config.stripe)?,
+            rate_limits: Arc::new(RateLimits::new(config.rate_limit_per_user, config.rate_limit_per_project)),
             config: Arc::new(config),
             db,
         })

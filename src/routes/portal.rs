@@ -33,6 +33,7 @@ pub async fn create_session(
     user: EndUser,
     request: PortalRequest,
 ) -> Result<Response, ApiError> {
+    state.rate_limits.check(&user).map_err(|retry_after| ApiError::RateLimited { retry_after })?;
     let livemode = !request.test_mode;
     let target = db::find_portal_target(&state.db, user.project_id, &user.user_id, livemode)
         .await?

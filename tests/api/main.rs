@@ -10,6 +10,7 @@ mod keys;
 mod logs;
 mod portal;
 mod process;
+mod rate_limits;
 mod redirects;
 mod resilience;
 mod routes;
