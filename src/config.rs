@@ -9,7 +9,7 @@ use secrecy::SecretString;
 use sqlx::postgres::PgConnectOptions;
 use url::Url;
 
-use crate::rate_limit::Limit;
+use crate::{rate_limit::Limit, secrets::KeyRing};
 
 /// Everything the service needs to run.
 #[derive(Clone, Debug)]
@@ -22,6 +22,8 @@ pub struct Config {
     pub cors_allowed_origins: CorsOrigins,
     /// Origins every `return_url` must be on; empty means any http(s) origin.
     pub return_url_allowed_origins: Vec<Origin>,
+    /// Decrypts Stripe keys stored encrypted; `None` when none are configured.
+    pub secrets: Option<KeyRing>,
     pub max_body_bytes: usize,
     pub rate_limit_per_user: Limit,
     pub rate_limit_per_project: Limit,
@@ -183,6 +185,9 @@ impl Config {
                 get("RETURN_URL_ALLOWED_ORIGINS"),
                 "RETURN_URL_ALLOWED_ORIGINS",
             )?,
+            secrets: get("SECRETS_ENCRYPTION_KEY")
+                .map(|v| KeyRing::parse(v).map_err(|e| bad("SECRETS_ENCRYPTION_KEY", e)))
+                .transpose()?,
             max_body_bytes: parse_or(get("MAX_BODY_BYTES"), "MAX_BODY_BYTES", Some(4 * 1024))
                 .and_then(|n: usize| positive("MAX_BODY_BYTES", n))?,
             rate_limit_per_user: Limit {
@@ -273,7 +278,7 @@ fn jwt_config<'a>(get: &impl Fn(&str) -> Option<&'a str>) -> Result<JwtConfig, C
 /// Settings the contract names that this version cannot honour yet: failing is safer
 /// than silently running without them.
 fn reject_unsupported<'a>(get: &impl Fn(&str) -> Option<&'a str>) -> Result<(), ConfigError> {
-    for name in ["JWKS_URL", "SECRETS_ENCRYPTION_KEY"] {
+    for name in ["JWKS_URL"] {
         if get(name).is_some() {
             return Err(bad(name, "is not supported by this version of customer-portal; unset it"));
         }
@@ -451,6 +456,6 @@ mod tests {
     #[test]
     fn unsupported_settings_are_refused_rather_than_ignored() {
         assert_eq!(error_for(&[("JWKS_URL", "https://idp.example/jwks")]).name, "JWKS_URL");
-        assert_eq!(error_for(&[("SECRETS_ENCRYPTION_KEY", "k")]).name, "SECRETS_ENCRYPTION_KEY");
+        assert_eq!(error_for(&[("SECRETS_ENCRYPTION_KEY", "short")]).name, "SECRETS_ENCRYPTION_KEY");
     }
 }

@@ -88,3 +88,48 @@ pub fn is_unavailable(err: &sqlx::Error) -> bool {
         _ => false,
     }
 }
+
+/// A project's two stored Stripe keys, as they are in the table.
+#[derive(Debug)]
+pub struct StoredKeys {
+    pub id: Uuid,
+    pub test: Option<String>,
+    pub live: Option<String>,
+}
+
+/// Every project's stored keys, locked until the transaction ends.
+pub async fn project_keys_for_update(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<StoredKeys>> {
+    sqlx::query_as!(
+        StoredKeys,
+        "SELECT id, stripe_test_secret_key AS test, stripe_live_secret_key AS live FROM projects ORDER BY id FOR UPDATE"
+    )
+    .fetch_all(db)
+    .await
+}
+
+pub async fn set_project_keys(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    test: Option<&str>,
+    live: Option<&str>,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE projects SET stripe_test_secret_key = $2, stripe_live_secret_key = $3 WHERE id = $1",
+        id,
+        test,
+        live
+    )
+    .execute(db)
+    .await
+    .map(|_| ())
+}
+
+/// How many projects still hold a Stripe key in plaintext.
+pub async fn count_projects_with_plaintext_keys(db: impl PgExecutor<'_>) -> sqlx::Result<i64> {
+    sqlx::query_scalar!(
+        r#"SELECT count(*) AS "count!" FROM projects
+           WHERE stripe_test_secret_key NOT LIKE 'enc:v1:%' OR stripe_live_secret_key NOT LIKE 'enc:v1:%'"#
+    )
+    .fetch_one(db)
+    .await
+}

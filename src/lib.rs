@@ -8,6 +8,7 @@ pub mod db;
 pub mod error;
 pub mod rate_limit;
 pub mod routes;
+pub mod secrets;
 pub mod stripe;
 pub mod telemetry;
 pub mod validation;

@@ -8,7 +8,7 @@ use customer_portal::{
     AppState, app,
     auth::{self, EndUser},
     config::{Config, JwtConfig},
-    db, serve, telemetry,
+    db, secrets, serve, telemetry,
 };
 use tokio::net::TcpListener;
 use uuid::Uuid;
@@ -34,6 +34,9 @@ enum Command {
         #[arg(long, default_value_t = 60)]
         wait: u64,
     },
+    /// Encrypt the Stripe keys stored in plaintext (or under an older key) with the
+    /// first key of SECRETS_ENCRYPTION_KEY, in one transaction.
+    EncryptKeys,
     /// Print a signed end-user token for local development (needs JWT_SECRET).
     Token {
         /// The project's ID (UUID).
@@ -67,7 +70,7 @@ async fn main() -> ExitCode {
     match cli.command {
         Command::Token { project, user, ttl } => return print_token(project, user, ttl),
         Command::Healthcheck { url } => return healthcheck(url).await,
-        Command::Serve { .. } | Command::Migrate { .. } => {}
+        Command::Serve { .. } | Command::Migrate { .. } | Command::EncryptKeys => {}
     }
     let config = match Config::from_env() {
         Ok(config) => config,
@@ -79,6 +82,7 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve { no_migrate } => run_server(config, !no_migrate).await,
         Command::Migrate { wait } => run_migrations(config, Duration::from_secs(wait)).await,
+        Command::EncryptKeys => encrypt_keys(config).await,
         Command::Token { .. } | Command::Healthcheck { .. } => unreachable!("handled above"),
     };
     match result {
@@ -100,6 +104,14 @@ async fn run_migrations(config: Config, wait: Duration) -> Result<(), Box<dyn st
     Ok(())
 }
 
+async fn encrypt_keys(config: Config) -> Result<(), Box<dyn std::error::Error>> {
+    let ring = config.secrets.as_ref().ok_or("SECRETS_ENCRYPTION_KEY: is required to encrypt keys")?;
+    let pool = db::pool(&config.database);
+    let changed = secrets::encrypt_all(&pool, ring).await?;
+    println!("encrypted the Stripe keys of {changed} project(s) with key {}", ring.current_key_id());
+    Ok(())
+}
+
 async fn run_server(config: Config, migrate: bool) -> Result<(), Box<dyn std::error::Error>> {
     let pool = db::pool(&config.database);
     if migrate {
@@ -108,6 +120,7 @@ async fn run_server(config: Config, migrate: bool) -> Result<(), Box<dyn std::er
             () = shutdown_signal() => return Ok(()),
         }
     }
+    warn_about_plaintext_keys(&pool).await;
     let listen_addr = config.listen_addr;
     let grace = config.shutdown_grace;
     let state = AppState::new(config, pool)?;
@@ -118,6 +131,15 @@ async fn run_server(config: Config, migrate: bool) -> Result<(), Box<dyn std::er
     serve(listener, app(state), shutdown_signal(), grace).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+async fn warn_about_plaintext_keys(pool: &sqlx::PgPool) {
+    if let Ok(count @ 1..) = db::count_projects_with_plaintext_keys(pool).await {
+        tracing::warn!(
+            projects = count,
+            "Stripe keys stored in plaintext; set SECRETS_ENCRYPTION_KEY and run `customer-portal encrypt-keys`"
+        );
+    }
 }
 
 fn print_token(project: Uuid, user: String, ttl: u64) -> ExitCode {

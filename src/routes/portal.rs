@@ -19,6 +19,7 @@ use crate::{
     config::Origin,
     db,
     error::ApiError,
+    secrets,
     stripe::PortalSessionRequest,
     validation::{ValidationIssue, parse_bool},
 };
@@ -40,6 +41,10 @@ pub async fn create_session(
         .ok_or(ApiError::ProjectNotFound)?;
     let key = target
         .secret_key
+        .filter(|stored| !stored.is_empty())
+        .map(|stored| secrets::reveal(state.config.secrets.as_ref(), stored, user.project_id, livemode))
+        .transpose()
+        .map_err(|e| ApiError::Internal(format!("project {}'s Stripe key: {e}", user.project_id)))?
         .filter(|key| key_fits_mode(key, livemode, &user))
         .ok_or(ApiError::ProjectNotFound)?;
     let project_origins = target.allowed_origins.unwrap_or_default();

@@ -14,5 +14,6 @@ mod rate_limits;
 mod redirects;
 mod resilience;
 mod routes;
+mod secrets;
 mod stripe_failures;
 mod validation;
