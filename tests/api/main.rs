@@ -6,6 +6,7 @@ mod support;
 mod auth;
 mod config;
 mod errors;
+mod fuzz;
 mod keys;
 mod logs;
 mod portal;
