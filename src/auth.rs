@@ -18,6 +18,7 @@ use uuid::Uuid;
 use crate::{
     config::{ConfigError, JwtConfig, JwtKey},
     error::ApiError,
+    jwks::JwksCache,
 };
 
 /// Tokens longer than this are refused unread; real ones are well under 2 KiB.
@@ -33,9 +34,14 @@ pub struct EndUser {
 
 /// Verifies tokens; built once at start-up.
 pub struct Authenticator {
-    key: DecodingKey,
+    keys: Keys,
     validation: Validation,
     leeway_secs: u64,
+}
+
+enum Keys {
+    Static(DecodingKey),
+    Jwks(Box<JwksCache>),
 }
 
 #[derive(Deserialize)]
@@ -47,12 +53,17 @@ struct Claims {
 
 impl Authenticator {
     pub fn new(config: &JwtConfig) -> Result<Self, ConfigError> {
-        let key = match &config.key {
-            JwtKey::Secret(secret) => DecodingKey::from_secret(secret.expose_secret().as_bytes()),
-            JwtKey::PublicKeyPem(pem) => public_key(config.algorithms[0], pem).map_err(|e| ConfigError {
-                name: "JWT_PUBLIC_KEY_FILE",
-                message: format!("is not a PEM public key for {:?}: {e}", config.algorithms[0]),
-            })?,
+        let keys = match &config.key {
+            JwtKey::Secret(secret) => {
+                Keys::Static(DecodingKey::from_secret(secret.expose_secret().as_bytes()))
+            }
+            JwtKey::PublicKeyPem(pem) => {
+                Keys::Static(public_key(config.algorithms[0], pem).map_err(|e| ConfigError {
+                    name: "JWT_PUBLIC_KEY_FILE",
+                    message: format!("is not a PEM public key for {:?}: {e}", config.algorithms[0]),
+                })?)
+            }
+            JwtKey::Jwks(url, interval) => Keys::Jwks(Box::new(JwksCache::new(url.clone(), *interval))),
         };
         let mut validation = Validation::new(config.algorithms[0]);
         validation.algorithms = config.algorithms.clone();
@@ -67,16 +78,31 @@ impl Authenticator {
             validation.set_issuer(&[iss]);
             validation.required_spec_claims.insert("iss".into());
         }
-        Ok(Self { key, validation, leeway_secs: config.leeway.as_secs() })
+        Ok(Self { keys, validation, leeway_secs: config.leeway.as_secs() })
     }
 
     /// The end user named by the request's `Authorization: Bearer` token.
-    pub fn authenticate(&self, headers: &HeaderMap) -> Result<EndUser, ApiError> {
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<EndUser, ApiError> {
         let token = bearer_token(headers)?;
         if token.len() > MAX_TOKEN_BYTES {
             return Err(ApiError::InvalidToken("token too large".into()));
         }
-        let claims = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
+        let jwks_key;
+        let key = match &self.keys {
+            Keys::Static(key) => key,
+            Keys::Jwks(cache) => {
+                let header =
+                    jsonwebtoken::decode_header(token).map_err(|e| ApiError::InvalidToken(e.to_string()))?;
+                let kid =
+                    header.kid.ok_or_else(|| ApiError::InvalidToken("no kid in the token header".into()))?;
+                jwks_key = cache
+                    .key(&kid)
+                    .await
+                    .ok_or_else(|| ApiError::InvalidToken(format!("unknown kid {kid:?}")))?;
+                &jwks_key
+            }
+        };
+        let claims = jsonwebtoken::decode::<Claims>(token, key, &self.validation)
             .map_err(|e| match e.kind() {
                 ErrorKind::ExpiredSignature => ApiError::TokenExpired,
                 _ => ApiError::InvalidToken(e.to_string()),
@@ -154,6 +180,6 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        Arc::<Authenticator>::from_ref(state).authenticate(&parts.headers)
+        Arc::<Authenticator>::from_ref(state).authenticate(&parts.headers).await
     }
 }

@@ -67,6 +67,9 @@ pub struct JwtConfig {
 pub enum JwtKey {
     Secret(SecretString),
     PublicKeyPem(Vec<u8>),
+    /// Keys fetched from a JWKS endpoint, picked by the token's `kid`, refetched at
+    /// most once per interval.
+    Jwks(Url, Duration),
 }
 
 #[derive(Clone, Debug)]
@@ -214,7 +217,6 @@ impl Config {
                 Some(20),
             )?),
         })
-        .and_then(|config| reject_unsupported(&get).map(|()| config))
     }
 }
 
@@ -248,11 +250,13 @@ fn jwt_config<'a>(get: &impl Fn(&str) -> Option<&'a str>) -> Result<JwtConfig, C
         ));
     }
     let key = if families[0] == AlgorithmFamily::Hmac {
-        if get("JWT_PUBLIC_KEY_FILE").is_some() {
-            return Err(bad(
-                "JWT_PUBLIC_KEY_FILE",
-                "is set but JWT_ALGORITHMS names HMAC algorithms; set JWT_ALGORITHMS to RS256, ES256 or EdDSA",
-            ));
+        for name in ["JWT_PUBLIC_KEY_FILE", "JWKS_URL"] {
+            if get(name).is_some() {
+                return Err(bad(
+                    name,
+                    "is set but JWT_ALGORITHMS names HMAC algorithms; set JWT_ALGORITHMS to RS256, ES256 or EdDSA",
+                ));
+            }
         }
         let secret = get("JWT_SECRET").ok_or_else(|| bad("JWT_SECRET", "is required for HS* algorithms"))?;
         if secret.len() < MIN_SECRET_BYTES {
@@ -260,11 +264,25 @@ fn jwt_config<'a>(get: &impl Fn(&str) -> Option<&'a str>) -> Result<JwtConfig, C
         }
         JwtKey::Secret(secret.to_owned().into())
     } else {
-        let path = get("JWT_PUBLIC_KEY_FILE")
-            .ok_or_else(|| bad("JWT_PUBLIC_KEY_FILE", "is required for public-key algorithms"))?;
-        let pem = std::fs::read(path)
-            .map_err(|e| bad("JWT_PUBLIC_KEY_FILE", format!("cannot read {path}: {e}")))?;
-        JwtKey::PublicKeyPem(pem)
+        match (get("JWT_PUBLIC_KEY_FILE"), get("JWKS_URL")) {
+            (Some(_), Some(_)) => {
+                return Err(bad("JWKS_URL", "set JWT_PUBLIC_KEY_FILE or JWKS_URL, not both"));
+            }
+            (Some(path), None) => JwtKey::PublicKeyPem(
+                std::fs::read(path)
+                    .map_err(|e| bad("JWT_PUBLIC_KEY_FILE", format!("cannot read {path}: {e}")))?,
+            ),
+            (None, Some(url)) => JwtKey::Jwks(
+                Url::parse(url)
+                    .ok()
+                    .filter(|u| matches!(u.scheme(), "http" | "https"))
+                    .ok_or_else(|| bad("JWKS_URL", "must be an http(s) URL"))?,
+                millis(get("JWKS_REFRESH_INTERVAL_MS"), "JWKS_REFRESH_INTERVAL_MS", 5_000)?,
+            ),
+            (None, None) => {
+                return Err(bad("JWT_PUBLIC_KEY_FILE", "or JWKS_URL is required for public-key algorithms"));
+            }
+        }
     };
     Ok(JwtConfig {
         algorithms,
@@ -273,17 +291,6 @@ fn jwt_config<'a>(get: &impl Fn(&str) -> Option<&'a str>) -> Result<JwtConfig, C
         audience: get("JWT_AUDIENCE").map(str::to_owned),
         leeway: Duration::from_secs(parse_or(get("JWT_LEEWAY_SECONDS"), "JWT_LEEWAY_SECONDS", Some(30))?),
     })
-}
-
-/// Settings the contract names that this version cannot honour yet: failing is safer
-/// than silently running without them.
-fn reject_unsupported<'a>(get: &impl Fn(&str) -> Option<&'a str>) -> Result<(), ConfigError> {
-    for name in ["JWKS_URL"] {
-        if get(name).is_some() {
-            return Err(bad(name, "is not supported by this version of customer-portal; unset it"));
-        }
-    }
-    Ok(())
 }
 
 fn stripe_api_base(value: Option<&str>) -> Result<Url, ConfigError> {
@@ -454,8 +461,18 @@ mod tests {
     }
 
     #[test]
-    fn unsupported_settings_are_refused_rather_than_ignored() {
-        assert_eq!(error_for(&[("JWKS_URL", "https://idp.example/jwks")]).name, "JWKS_URL");
+    fn a_malformed_encryption_key_is_refused() {
         assert_eq!(error_for(&[("SECRETS_ENCRYPTION_KEY", "short")]).name, "SECRETS_ENCRYPTION_KEY");
+    }
+
+    #[test]
+    fn jwks_url_needs_public_key_algorithms() {
+        assert_eq!(error_for(&[("JWKS_URL", "https://idp.example/jwks")]).name, "JWKS_URL");
+        let config = Config::from_vars(&vars(&[
+            ("JWT_ALGORITHMS", "RS256"),
+            ("JWKS_URL", "https://idp.example/jwks"),
+        ]))
+        .expect("valid");
+        assert!(matches!(config.jwt.key, JwtKey::Jwks(..)));
     }
 }
