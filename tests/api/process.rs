@@ -1,9 +1,6 @@
 //! The binary as an operator runs it: start-up order, SIGTERM, and the dev token.
 
-use std::{
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+use std::{process::Command, time::Duration};
 
 use serde_json::Value;
 use sqlx::PgPool;
@@ -11,67 +8,9 @@ use uuid::Uuid;
 
 use crate::support::*;
 
-struct Service {
-    child: Child,
-    port: u16,
-    log: std::path::PathBuf,
-}
-
-impl Service {
-    async fn start(database_url: &str) -> Self {
-        let port = closed_port().await;
-        let log = std::env::temp_dir().join(format!("customer-portal-test-{}.log", Uuid::new_v4()));
-        let child = Command::new(env!("CARGO_BIN_EXE_customer-portal"))
-            .arg("serve")
-            .env("DATABASE_URL", database_url)
-            .env("JWT_SECRET", JWT_SECRET)
-            .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
-            .env("RUST_LOG", "info")
-            .current_dir(std::env::temp_dir())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log file"))
-            .spawn()
-            .expect("binary starts");
-        Self { child, port, log }
-    }
-
-    async fn status(&self, path: &str) -> u16 {
-        let url = format!("http://127.0.0.1:{}{path}", self.port);
-        reqwest::get(url).await.map_or(0, |r| r.status().as_u16())
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn signal(&self, name: &str) {
-        let status = Command::new("kill").arg(format!("-{name}")).arg(self.child.id().to_string()).status();
-        assert!(status.expect("kill runs").success());
-    }
-
-    async fn exit_code(&mut self, within: Duration) -> Option<i32> {
-        let deadline = tokio::time::Instant::now() + within;
-        while tokio::time::Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status.code();
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        None
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.log);
-    }
-}
-
 #[sqlx::test(migrations = false)]
 async fn serve_migrates_becomes_ready_and_exits_0_on_sigterm(db: PgPool) {
-    let mut service = Service::start(&database_url_of(&db)).await;
+    let mut service = Service::start(&database_url_of(&db), &[]).await;
     assert!(
         eventually(Duration::from_secs(20), || async { service.status("/readyz").await == 200 }).await,
         "never ready: {}",
@@ -89,7 +28,7 @@ async fn serve_waits_for_a_database_that_is_not_up_yet(db: PgPool) {
     let proxy = CuttableProxy::start(upstream_of(&db), false).await;
     let url =
         database_url_of(&db).replace(&format!(":{}/", upstream_of(&db).1), &format!(":{}/", proxy.port));
-    let mut service = Service::start(&url).await;
+    let mut service = Service::start(&url, &[]).await;
 
     assert!(
         eventually(Duration::from_secs(10), || async {

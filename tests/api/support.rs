@@ -291,3 +291,66 @@ where
     }
     false
 }
+
+/// The real binary, serving on a loopback port, its stderr in a file.
+pub struct Service {
+    child: std::process::Child,
+    pub port: u16,
+    log: std::path::PathBuf,
+}
+
+impl Service {
+    pub async fn start(database_url: &str, vars: &[(&str, &str)]) -> Self {
+        let port = closed_port().await;
+        let log = std::env::temp_dir().join(format!("customer-portal-test-{}.log", Uuid::new_v4()));
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_customer-portal"))
+            .arg("serve")
+            .envs(vars.iter().copied())
+            .env("DATABASE_URL", database_url)
+            .env("JWT_SECRET", JWT_SECRET)
+            .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+            .env("RUST_LOG", vars.iter().find(|(k, _)| *k == "RUST_LOG").map_or("info", |(_, v)| v))
+            .current_dir(std::env::temp_dir())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("binary starts");
+        Self { child, port, log }
+    }
+
+    pub async fn status(&self, path: &str) -> u16 {
+        let url = format!("http://127.0.0.1:{}{path}", self.port);
+        reqwest::get(url).await.map_or(0, |r| r.status().as_u16())
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn signal(&self, name: &str) {
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status();
+        assert!(status.expect("kill runs").success());
+    }
+
+    pub async fn exit_code(&mut self, within: Duration) -> Option<i32> {
+        let deadline = tokio::time::Instant::now() + within;
+        while tokio::time::Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status.code();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        None
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
