@@ -67,9 +67,13 @@ impl JwksCache {
     async fn refresh(&self) {
         let fetched = async {
             let response = self.http.get(self.url.clone()).send().await?.error_for_status()?;
-            response.json::<JwkSet>().await
+            response.bytes().await
         };
-        match fetched.await {
+        let parsed = fetched
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|body| serde_json::from_slice::<JwkSet>(&body).map_err(|e| e.to_string()));
+        match parsed {
             Ok(set) => {
                 let keys: HashMap<_, _> = set
                     .keys
