@@ -4,6 +4,7 @@
 mod support;
 
 mod auth;
+mod browser;
 mod config;
 mod errors;
 mod fuzz;

@@ -1,0 +1,1 @@
+//! The "Manage billing" page in headless Chromium: see examples/manage-billing/.
