@@ -7,6 +7,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod jwks;
+pub mod metrics;
 pub mod rate_limit;
 pub mod routes;
 pub mod secrets;
@@ -30,7 +31,8 @@ use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::{
-    auth::Authenticator, config::Config, error::ApiError, rate_limit::RateLimits, stripe::StripeClient,
+    auth::Authenticator, config::Config, error::ApiError, metrics::Metrics, rate_limit::RateLimits,
+    stripe::StripeClient,
 };
 
 /// What every request can reach: cheap handles, cloned per request.
@@ -41,6 +43,7 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
     pub stripe: StripeClient,
     pub rate_limits: Arc<RateLimits>,
+    pub metrics: Arc<Metrics>,
 }
 
 impl FromRef<AppState> for Arc<Authenticator> {
@@ -64,6 +67,7 @@ impl AppState {
             auth: Arc::new(Authenticator::new(&config.jwt)?),
             stripe: StripeClient::new(&config.stripe)?,
             rate_limits: Arc::new(RateLimits::new(config.rate_limit_per_user, config.rate_limit_per_project)),
+            metrics: Arc::new(Metrics::new(config.database.max_connections)),
             config: Arc::new(config),
             db,
         })
@@ -73,7 +77,9 @@ impl AppState {
 /// The whole HTTP application: routes and the layers around them.
 pub fn app(state: AppState) -> Router {
     let config = &state.config;
-    let mut router = routes::router(config.max_in_flight).layer(DefaultBodyLimit::max(config.max_body_bytes));
+    let mut router = routes::router(config.max_in_flight)
+        .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::record));
     if let Some(cors) = routes::cors(&config.cors_allowed_origins) {
         router = router.layer(cors);
     }

@@ -60,8 +60,13 @@ enum Command {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init();
-    if let Err(e) = dotenvy::dotenv()
+    // `.env` first, so RUST_LOG and LOG_FORMAT may live there too.
+    let dotenv = dotenvy::dotenv();
+    if let Err(e) = telemetry::init() {
+        eprintln!("configuration error: {e}");
+        return ExitCode::from(2);
+    }
+    if let Err(e) = dotenv
         && !e.not_found()
     {
         tracing::error!("cannot read .env: {e}");

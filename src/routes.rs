@@ -1,7 +1,10 @@
 //! The HTTP routes, and FastAPI-shaped answers for requests that match none of them.
 
 mod health;
+mod openapi;
 mod portal;
+
+pub use openapi::ApiDoc;
 
 use std::time::Duration;
 
@@ -14,7 +17,7 @@ use axum::{
 use tower::ServiceBuilder;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use crate::{AppState, config::CorsOrigins, error::ApiError};
+use crate::{AppState, config::CorsOrigins, error::ApiError, metrics};
 
 pub const PORTAL_PATH: &str = "/api/v1/payments/stripe/customer-portal";
 
@@ -28,6 +31,9 @@ pub fn router(max_in_flight: usize) -> Router<AppState> {
         .route(PORTAL_PATH, post(portal::create_session).layer(shed))
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
+        .route("/metrics", get(metrics::serve))
+        .route("/openapi.json", get(openapi::document))
+        .merge(openapi::swagger_ui())
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
 }

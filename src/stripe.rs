@@ -84,6 +84,18 @@ impl StripeError {
             _ => tracing::error!(error = %self, "stripe call failed"),
         }
     }
+
+    /// A short, fixed name for metrics labels.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            StripeError::CustomerNotFound { .. } => "customer_not_found",
+            StripeError::Rejected { .. } => "rejected",
+            StripeError::RateLimited { .. } => "rate_limited",
+            StripeError::Unreachable(_) => "unreachable",
+            StripeError::Timeout => "timeout",
+            StripeError::InvalidResponse { .. } => "invalid_response",
+        }
+    }
 }
 
 /// One failed attempt, and whether Stripe's rules allow another.

@@ -21,10 +21,22 @@ use tracing_subscriber::EnvFilter;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
-pub fn init() {
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`), as text or, with
+/// `LOG_FORMAT=json`, one JSON object per line for log shippers. Read before the rest
+/// of the configuration so that configuration errors are logged in the chosen format.
+pub fn init() -> Result<(), String> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let format = std::env::var("LOG_FORMAT").unwrap_or_default();
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let installed = match format.trim().to_ascii_lowercase().as_str() {
+        "" | "text" => logs.try_init(),
+        // The request span (method, route, request_id, status) rides along on every line.
+        "json" => logs.json().flatten_event(true).with_current_span(true).with_span_list(false).try_init(),
+        _ => return Err(format!("LOG_FORMAT: expected `text` or `json`, got `{format}`")),
+    };
+    // Already installed (a second call in one process) is fine: logs still flow.
+    let _ = installed;
+    Ok(())
 }
 
 /// Request IDs (taken from `x-request-id` or made up, and sent back) and the request log.

@@ -5,12 +5,17 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 /// One item of a 422 `detail` list.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ValidationIssue {
+    /// Pydantic's error type, e.g. `missing`, `string_type`, `value_error`, `json_invalid`.
     #[serde(rename = "type")]
+    #[schema(value_type = String, example = "missing")]
     pub kind: &'static str,
+    /// Where: `["body", "return_url"]`, `["query", "test_mode"]`, or `["body", <offset>]` for bad JSON.
+    #[schema(example = json!(["body", "return_url"]))]
     pub loc: Vec<Value>,
     pub msg: String,
+    /// The offending input, as sent.
     pub input: Value,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ctx: Option<Box<Value>>,

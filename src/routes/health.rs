@@ -15,12 +15,20 @@ use crate::{AppState, db};
 /// How long readiness waits for the database before saying no.
 const READY_WITHIN: Duration = Duration::from_secs(1);
 
-/// The process is up and serving HTTP.
+/// Liveness: the process is up and serving HTTP. Never touches the database.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "Alive.", example = json!({"status": "ok"}))))]
 pub async fn live() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// The service can do its work: the database answers in time.
+/// Readiness: the database answers within a second.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, description = "Ready.", example = json!({"status": "ok"})),
+        (status = 503, description = "The database does not answer.", body = crate::routes::openapi::ErrorBody,
+            example = json!({"detail": "Database unavailable"})),
+    ))]
 pub async fn ready(State(state): State<AppState>) -> Response {
     if db::is_ready(&state.db, READY_WITHIN).await {
         Json(json!({ "status": "ok" })).into_response()

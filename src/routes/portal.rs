@@ -1,6 +1,8 @@
 //! `POST /api/v1/payments/stripe/customer-portal`: a Stripe billing-portal session for
 //! the signed-in user of the token's project.
 
+use std::time::Instant;
+
 use axum::{
     Json,
     body::Bytes,
@@ -12,6 +14,7 @@ use secrecy::SecretString;
 use serde::Serialize;
 use serde_json::{Value, json};
 use url::Url;
+use utoipa::ToSchema;
 
 use crate::{
     AppState,
@@ -19,16 +22,72 @@ use crate::{
     config::Origin,
     db,
     error::ApiError,
+    routes::openapi::{ErrorBody, ValidationErrorBody},
     secrets,
     stripe::PortalSessionRequest,
     validation::{ValidationIssue, parse_bool},
 };
 
-#[derive(Serialize)]
-struct PortalResponse {
+#[derive(Serialize, ToSchema)]
+pub struct PortalResponse {
+    /// The Stripe-hosted portal session; send the user's browser there. It is a bearer
+    /// credential for the customer's billing: do not log or store it.
+    #[schema(format = "uri", example = "https://billing.stripe.com/p/session/test_YWNjdF8xTUZ")]
     portal_url: String,
 }
 
+/// The JSON body, for the OpenAPI document. `PortalRequest` parses it by hand, to answer
+/// each mistake exactly as FastAPI would.
+#[derive(ToSchema)]
+#[allow(dead_code, reason = "a schema only; never constructed")]
+pub struct PortalRequestBody {
+    /// Where the portal's return link sends the user: an absolute `http`/`https` URL on an
+    /// allowed origin (see `RETURN_URL_ALLOWED_ORIGINS` and the project's own list).
+    #[schema(format = "uri", min_length = 1, example = "https://app.example.com/account")]
+    return_url: String,
+}
+
+/// Opens a Stripe billing-portal session for the token's user and answers its URL.
+///
+/// The project is the token's `project_id`; the Stripe customer is the one linked to
+/// (project, `sub`, mode). Unknown body fields are ignored.
+#[utoipa::path(
+    post,
+    path = "/api/v1/payments/stripe/customer-portal",
+    tag = "payments",
+    operation_id = "create_customer_portal_session",
+    params(
+        ("test_mode" = Option<bool>, Query,
+            description = "Stripe test mode (default `true`): the project's test key and test-mode \
+                customer; `false` for live. Accepts Pydantic's spellings: `true/false/1/0/yes/no/on/off/t/f/y/n`, \
+                any case."),
+    ),
+    request_body(content = PortalRequestBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The session's URL.", body = PortalResponse,
+            headers(("Cache-Control" = String, description = "Always `no-store`: the URL is a credential."))),
+        (status = 401, description = "Missing, malformed, expired or otherwise invalid token. Checked before anything else.",
+            body = ErrorBody, headers(("WWW-Authenticate" = String, description = "`Bearer`")),
+            example = json!({"detail": "Not authenticated"})),
+        (status = 404, description = "`No Stripe customer found for user`, or `Project not found or Stripe not configured`.",
+            body = ErrorBody, example = json!({"detail": "No Stripe customer found for user"})),
+        (status = 413, description = "The body is over the limit.", body = ErrorBody,
+            example = json!({"detail": "Request body too large"})),
+        (status = 422, description = "Invalid query or body, in Pydantic v2's shape.", body = ValidationErrorBody,
+            example = json!({"detail": [{"type": "missing", "loc": ["body", "return_url"], "msg": "Field required", "input": {}}]})),
+        (status = 429, description = "This user or project is over its rate limit.", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait.")),
+            example = json!({"detail": "Too many requests; retry later"})),
+        (status = 502, description = "Stripe refused the request for a reason that is not the user's fault (e.g. a revoked key).",
+            body = ErrorBody, example = json!({"detail": "Stripe rejected the request"})),
+        (status = 503, description = "The database or Stripe is unreachable, Stripe is rate limiting, or the service is shedding load.",
+            body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait, when known.")),
+            example = json!({"detail": "Database unavailable"})),
+        (status = 504, description = "Stripe did not answer within the deadline.", body = ErrorBody,
+            example = json!({"detail": "Stripe did not answer in time"})),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn create_session(
     State(state): State<AppState>,
     user: EndUser,
@@ -62,13 +121,16 @@ pub async fn create_session(
     }
     let customer = target.customer_id.ok_or(ApiError::CustomerNotFound)?;
 
+    let started = Instant::now();
     let session = state
         .stripe
         .create_portal_session(
             &SecretString::from(key),
             &PortalSessionRequest { customer: &customer, return_url: request.return_url.as_str() },
         )
-        .await?;
+        .await;
+    state.metrics.observe_stripe(&session, started.elapsed());
+    let session = session?;
     tracing::info!(stripe_session = %session.id, livemode, "portal session created");
 
     let mut response = (StatusCode::OK, Json(PortalResponse { portal_url: session.url })).into_response();

@@ -1,0 +1,172 @@
+//! Prometheus metrics, served at `GET /metrics`: requests by route and status, their
+//! latency, Stripe calls by outcome and their latency, and the database pool's use.
+//!
+//! Each `AppState` owns its registry (no global recorder), so two apps in one process,
+//! as in the tests, never count each other's requests.
+
+use std::time::{Duration, Instant};
+
+use axum::{
+    extract::{MatchedPath, Request, State},
+    http::{HeaderValue, Method, header},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use prometheus_client::{
+    encoding::{EncodeLabelSet, text::encode},
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
+    registry::{Registry, Unit},
+};
+use sqlx::PgPool;
+
+use crate::{AppState, stripe::StripeError};
+
+/// Request latency buckets, in seconds: from a cached-path request to a Stripe deadline.
+const LATENCY_BUCKETS: [f64; 14] =
+    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    method: String,
+    /// The route template, never the raw path: callers must not create label values.
+    route: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    method: String,
+    route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PoolLabels {
+    state: &'static str,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(LATENCY_BUCKETS)
+}
+
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    request_duration: HistogramFamily<RouteLabels>,
+    stripe_requests: Family<OutcomeLabels, Counter>,
+    stripe_duration: HistogramFamily<OutcomeLabels>,
+    pool_connections: Family<PoolLabels, Gauge>,
+}
+
+impl Metrics {
+    pub fn new(pool_max_connections: u32) -> Self {
+        let mut registry = Registry::with_prefix("customer_portal");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let request_duration: HistogramFamily<RouteLabels> = Family::new_with_constructor(latency_histogram);
+        let stripe_requests = Family::<OutcomeLabels, Counter>::default();
+        let stripe_duration: HistogramFamily<OutcomeLabels> = Family::new_with_constructor(latency_histogram);
+        let pool_connections = Family::<PoolLabels, Gauge>::default();
+        let max: Gauge = Gauge::default();
+        max.set(i64::from(pool_max_connections));
+
+        registry.register("http_requests", "HTTP requests answered, by route and status", requests.clone());
+        registry.register_with_unit(
+            "http_request_duration",
+            "Time from request to response head",
+            Unit::Seconds,
+            request_duration.clone(),
+        );
+        registry.register(
+            "stripe_requests",
+            "Billing-portal session requests to Stripe, retries included, by outcome",
+            stripe_requests.clone(),
+        );
+        registry.register_with_unit(
+            "stripe_request_duration",
+            "Time spent on one session request to Stripe, retries included",
+            Unit::Seconds,
+            stripe_duration.clone(),
+        );
+        registry.register(
+            "db_pool_connections",
+            "Open database connections, by state (idle, in_use)",
+            pool_connections.clone(),
+        );
+        registry.register("db_pool_max_connections", "The pool's connection limit", max);
+
+        Self { registry, requests, request_duration, stripe_requests, stripe_duration, pool_connections }
+    }
+
+    fn observe_request(&self, method: &Method, route: &str, status: u16, elapsed: Duration) {
+        // Only standard methods become label values, so no caller can grow the series.
+        let method = match *method {
+            Method::GET
+            | Method::POST
+            | Method::PUT
+            | Method::PATCH
+            | Method::DELETE
+            | Method::HEAD
+            | Method::OPTIONS => method.as_str().to_owned(),
+            _ => "other".to_owned(),
+        };
+        let route = route.to_owned();
+        self.request_duration
+            .get_or_create(&RouteLabels { method: method.clone(), route: route.clone() })
+            .observe(elapsed.as_secs_f64());
+        self.requests.get_or_create(&RequestLabels { method, route, status }).inc();
+    }
+
+    /// Records one session request to Stripe, however it ended.
+    pub fn observe_stripe<T>(&self, result: &Result<T, StripeError>, elapsed: Duration) {
+        let outcome = match result {
+            Ok(_) => "ok",
+            Err(e) => e.outcome(),
+        };
+        self.stripe_requests.get_or_create(&OutcomeLabels { outcome }).inc();
+        self.stripe_duration.get_or_create(&OutcomeLabels { outcome }).observe(elapsed.as_secs_f64());
+    }
+
+    /// The text exposition, with the pool read at scrape time.
+    pub fn render(&self, pool: &PgPool) -> String {
+        let open = i64::from(pool.size());
+        let idle = i64::try_from(pool.num_idle()).unwrap_or(i64::MAX);
+        self.pool_connections.get_or_create(&PoolLabels { state: "idle" }).set(idle);
+        self.pool_connections.get_or_create(&PoolLabels { state: "in_use" }).set((open - idle).max(0));
+        let mut text = String::new();
+        // Writing to a String cannot fail.
+        let _ = encode(&mut text, &self.registry);
+        text
+    }
+}
+
+/// `GET /metrics`, in the OpenMetrics text format Prometheus scrapes.
+pub async fn serve(State(state): State<AppState>) -> Response {
+    let body = state.metrics.render(&state.db);
+    let mut response = body.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    response
+}
+
+/// Counts and times every request, labelled by its route template.
+pub async fn record(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
+    let response = next.run(request).await;
+    state.metrics.observe_request(
+        &method,
+        route.as_deref().unwrap_or("unmatched"),
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
+}
