@@ -51,3 +51,38 @@ async fn logs_never_contain_the_token_the_key_or_the_portal_url(db: PgPool) {
         assert!(!logs.contains(secret), "{secret} leaked into the logs");
     }
 }
+
+#[sqlx::test(migrator = "customer_portal::db::MIGRATOR")]
+async fn json_logs_carry_the_request_id_the_caller_sent(db: PgPool) {
+    let mut service = Service::start(&database_url_of(&db), &[("LOG_FORMAT", "json")]).await;
+    assert!(eventually(Duration::from_secs(20), || async { service.status("/readyz").await == 200 }).await);
+    let response = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{}/healthz", service.port))
+        .header("x-request-id", "req-from-the-edge-42")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.headers()["x-request-id"], "req-from-the-edge-42");
+    service.signal("TERM");
+    assert_eq!(service.exit_code(Duration::from_secs(10)).await, Some(0));
+
+    let lines: Vec<serde_json::Value> = service
+        .log()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))
+        .collect();
+    let request = lines
+        .iter()
+        .find(|line| line["message"] == "request finished" && line["span"]["route"] == "/healthz")
+        .expect("a request line");
+    assert_eq!(request["span"]["request_id"], "req-from-the-edge-42");
+    assert_eq!(request["span"]["status"], 200);
+    assert_eq!(request["level"], "INFO");
+}
+
+#[sqlx::test(migrator = "customer_portal::db::MIGRATOR")]
+async fn refuses_to_start_with_an_unknown_log_format(db: PgPool) {
+    let mut service = Service::start(&database_url_of(&db), &[("LOG_FORMAT", "yaml")]).await;
+    assert_eq!(service.exit_code(Duration::from_secs(10)).await, Some(2));
+    assert!(service.log().contains("LOG_FORMAT: expected `text` or `json`, got `yaml`"), "{}", service.log());
+}

@@ -10,6 +10,8 @@ mod errors;
 mod fuzz;
 mod keys;
 mod logs;
+mod metrics;
+mod openapi;
 mod portal;
 mod process;
 mod rate_limits;
