@@ -142,30 +142,10 @@ impl Config {
     pub fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
         let get = |name: &str| vars.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
 
-        let database_url = get("DATABASE_URL").ok_or_else(|| bad("DATABASE_URL", "is required"))?;
-        // The URL may hold a password, so the message never repeats it.
-        let connect_options = Some(database_url)
-            .filter(|url| url.starts_with("postgres://") || url.starts_with("postgresql://"))
-            .and_then(|url| PgConnectOptions::from_str(url).ok())
-            .ok_or_else(|| bad("DATABASE_URL", "is not a valid postgres:// URL"))?;
-
         let listen_addr = parse_or(get("LISTEN_ADDR"), "LISTEN_ADDR", "0.0.0.0:8080".parse().ok())?;
 
         Ok(Config {
-            database: DatabaseConfig {
-                connect_options,
-                max_connections: parse_or(
-                    get("DATABASE_MAX_CONNECTIONS"),
-                    "DATABASE_MAX_CONNECTIONS",
-                    Some(10),
-                )
-                .and_then(|n: u32| positive("DATABASE_MAX_CONNECTIONS", n))?,
-                acquire_timeout: millis(
-                    get("DATABASE_ACQUIRE_TIMEOUT_MS"),
-                    "DATABASE_ACQUIRE_TIMEOUT_MS",
-                    1_500,
-                )?,
-            },
+            database: database_config(&get)?,
             listen_addr,
             jwt: jwt_config(&get)?,
             stripe: StripeConfig {
@@ -188,9 +168,7 @@ impl Config {
                 get("RETURN_URL_ALLOWED_ORIGINS"),
                 "RETURN_URL_ALLOWED_ORIGINS",
             )?,
-            secrets: get("SECRETS_ENCRYPTION_KEY")
-                .map(|v| KeyRing::parse(v).map_err(|e| bad("SECRETS_ENCRYPTION_KEY", e)))
-                .transpose()?,
+            secrets: secrets_config(&get)?,
             max_body_bytes: parse_or(get("MAX_BODY_BYTES"), "MAX_BODY_BYTES", Some(4 * 1024))
                 .and_then(|n: usize| positive("MAX_BODY_BYTES", n))?,
             rate_limit_per_user: Limit {
@@ -218,6 +196,44 @@ impl Config {
             )?),
         })
     }
+}
+
+/// What the admin commands need: the database and, to encrypt or show keys, the
+/// secrets keys. Not the token or Stripe settings, so a team can set up a project
+/// before the service is configured.
+#[derive(Debug)]
+pub struct AdminConfig {
+    pub database: DatabaseConfig,
+    pub secrets: Option<KeyRing>,
+}
+
+impl AdminConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let vars: HashMap<String, String> = std::env::vars().collect();
+        let get = |name: &str| vars.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
+        Ok(Self { database: database_config(&get)?, secrets: secrets_config(&get)? })
+    }
+}
+
+fn database_config<'a>(get: &impl Fn(&str) -> Option<&'a str>) -> Result<DatabaseConfig, ConfigError> {
+    let database_url = get("DATABASE_URL").ok_or_else(|| bad("DATABASE_URL", "is required"))?;
+    // The URL may hold a password, so the message never repeats it.
+    let connect_options = Some(database_url)
+        .filter(|url| url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        .and_then(|url| PgConnectOptions::from_str(url).ok())
+        .ok_or_else(|| bad("DATABASE_URL", "is not a valid postgres:// URL"))?;
+    Ok(DatabaseConfig {
+        connect_options,
+        max_connections: parse_or(get("DATABASE_MAX_CONNECTIONS"), "DATABASE_MAX_CONNECTIONS", Some(10))
+            .and_then(|n: u32| positive("DATABASE_MAX_CONNECTIONS", n))?,
+        acquire_timeout: millis(get("DATABASE_ACQUIRE_TIMEOUT_MS"), "DATABASE_ACQUIRE_TIMEOUT_MS", 1_500)?,
+    })
+}
+
+fn secrets_config<'a>(get: &impl Fn(&str) -> Option<&'a str>) -> Result<Option<KeyRing>, ConfigError> {
+    get("SECRETS_ENCRYPTION_KEY")
+        .map(|v| KeyRing::parse(v).map_err(|e| bad("SECRETS_ENCRYPTION_KEY", e)))
+        .transpose()
 }
 
 impl JwtConfig {

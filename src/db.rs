@@ -26,6 +26,9 @@ pub struct PortalTarget {
     pub secret_key: Option<String>,
     pub customer_id: Option<String>,
     pub allowed_origins: Option<Vec<String>>,
+    /// The project's portal configuration (`bpc_...`) for the mode, if it chose one.
+    pub configuration: Option<String>,
+    pub default_locale: Option<String>,
 }
 
 pub async fn find_portal_target(
@@ -39,7 +42,10 @@ pub async fn find_portal_target(
         r#"
         SELECT CASE WHEN $3 THEN p.stripe_live_secret_key ELSE p.stripe_test_secret_key END AS secret_key,
                c.stripe_customer_id AS "customer_id?",
-               p.return_url_allowed_origins AS allowed_origins
+               p.return_url_allowed_origins AS allowed_origins,
+               CASE WHEN $3 THEN p.stripe_live_portal_configuration
+                    ELSE p.stripe_test_portal_configuration END AS configuration,
+               p.portal_default_locale AS default_locale
         FROM projects p
         LEFT JOIN stripe_customers c ON c.project_id = p.id AND c.user_id = $2 AND c.livemode = $3
         WHERE p.id = $1
@@ -132,4 +138,179 @@ pub async fn count_projects_with_plaintext_keys(db: impl PgExecutor<'_>) -> sqlx
     )
     .fetch_one(db)
     .await
+}
+
+// Admin commands: what `customer-portal project ...` and `customer ...` read and write.
+
+/// Everything the admin commands show about a project, keys as stored.
+#[derive(Debug)]
+pub struct ProjectRow {
+    pub id: Uuid,
+    pub test_key: Option<String>,
+    pub live_key: Option<String>,
+    pub allowed_origins: Option<Vec<String>>,
+    pub test_configuration: Option<String>,
+    pub live_configuration: Option<String>,
+    pub default_locale: Option<String>,
+    pub test_customers: i64,
+    pub live_customers: i64,
+}
+
+pub async fn find_project(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<ProjectRow>> {
+    sqlx::query_as!(
+        ProjectRow,
+        r#"
+        SELECT p.id,
+               p.stripe_test_secret_key AS test_key,
+               p.stripe_live_secret_key AS live_key,
+               p.return_url_allowed_origins AS allowed_origins,
+               p.stripe_test_portal_configuration AS test_configuration,
+               p.stripe_live_portal_configuration AS live_configuration,
+               p.portal_default_locale AS default_locale,
+               (SELECT count(*) FROM stripe_customers c WHERE c.project_id = p.id AND NOT c.livemode)
+                   AS "test_customers!",
+               (SELECT count(*) FROM stripe_customers c WHERE c.project_id = p.id AND c.livemode)
+                   AS "live_customers!"
+        FROM projects p
+        WHERE p.id = $1
+        "#,
+        id
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// Inserts a project; false when one with this ID already exists.
+pub async fn insert_project(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    test_key: Option<&str>,
+    live_key: Option<&str>,
+) -> sqlx::Result<bool> {
+    let result = sqlx::query!(
+        "INSERT INTO projects (id, stripe_test_secret_key, stripe_live_secret_key) VALUES ($1, $2, $3)
+         ON CONFLICT (id) DO NOTHING",
+        id,
+        test_key,
+        live_key
+    )
+    .execute(db)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// Sets (or, with `None`, clears) one mode's stored key; false when there is no such project.
+pub async fn set_project_key(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    livemode: bool,
+    key: Option<&str>,
+) -> sqlx::Result<bool> {
+    let result = sqlx::query!(
+        "UPDATE projects
+         SET stripe_test_secret_key = CASE WHEN $2 THEN stripe_test_secret_key ELSE $3 END,
+             stripe_live_secret_key = CASE WHEN $2 THEN $3 ELSE stripe_live_secret_key END
+         WHERE id = $1",
+        id,
+        livemode,
+        key
+    )
+    .execute(db)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+pub async fn set_allowed_origins(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    origins: Option<&[String]>,
+) -> sqlx::Result<()> {
+    sqlx::query!("UPDATE projects SET return_url_allowed_origins = $2 WHERE id = $1", id, origins)
+        .execute(db)
+        .await
+        .map(|_| ())
+}
+
+pub async fn set_portal_configuration(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    livemode: bool,
+    configuration: Option<&str>,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE projects
+         SET stripe_test_portal_configuration = CASE WHEN $2 THEN stripe_test_portal_configuration ELSE $3 END,
+             stripe_live_portal_configuration = CASE WHEN $2 THEN $3 ELSE stripe_live_portal_configuration END
+         WHERE id = $1",
+        id,
+        livemode,
+        configuration
+    )
+    .execute(db)
+    .await
+    .map(|_| ())
+}
+
+pub async fn set_default_locale(db: impl PgExecutor<'_>, id: Uuid, locale: Option<&str>) -> sqlx::Result<()> {
+    sqlx::query!("UPDATE projects SET portal_default_locale = $2 WHERE id = $1", id, locale)
+        .execute(db)
+        .await
+        .map(|_| ())
+}
+
+/// Links (or re-links) a user to a Stripe customer in one mode.
+pub async fn link_customer(
+    db: impl PgExecutor<'_>,
+    project_id: Uuid,
+    user_id: &str,
+    livemode: bool,
+    customer_id: &str,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "INSERT INTO stripe_customers (project_id, user_id, livemode, stripe_customer_id)
+         VALUES ($1, $2, $3, $4)
+         ON CONFLICT (project_id, user_id, livemode) DO UPDATE SET stripe_customer_id = EXCLUDED.stripe_customer_id",
+        project_id,
+        user_id,
+        livemode,
+        customer_id
+    )
+    .execute(db)
+    .await
+    .map(|_| ())
+}
+
+/// Removes a user's customer in one mode; the customer ID removed, if there was one.
+pub async fn unlink_customer(
+    db: impl PgExecutor<'_>,
+    project_id: Uuid,
+    user_id: &str,
+    livemode: bool,
+) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar!(
+        "DELETE FROM stripe_customers WHERE project_id = $1 AND user_id = $2 AND livemode = $3
+         RETURNING stripe_customer_id",
+        project_id,
+        user_id,
+        livemode
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// A user's customers as (livemode, customer ID), test mode first.
+pub async fn customers_of(
+    db: impl PgExecutor<'_>,
+    project_id: Uuid,
+    user_id: &str,
+) -> sqlx::Result<Vec<(bool, String)>> {
+    let rows = sqlx::query!(
+        "SELECT livemode, stripe_customer_id FROM stripe_customers
+         WHERE project_id = $1 AND user_id = $2 ORDER BY livemode",
+        project_id,
+        user_id
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().map(|row| (row.livemode, row.stripe_customer_id)).collect())
 }

@@ -2,6 +2,7 @@
 //!
 //! `main.rs` only wires; everything here is reachable from tests without a socket.
 
+pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod db;

@@ -5,9 +5,11 @@ use std::{process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand};
 use customer_portal::{
-    AppState, app,
+    AppState,
+    admin::{Admin, AdminError, CustomerCommand, ProjectCommand},
+    app,
     auth::{self, EndUser},
-    config::{Config, JwtConfig},
+    config::{AdminConfig, Config, JwtConfig},
     db, secrets, serve, telemetry,
 };
 use tokio::net::TcpListener;
@@ -33,6 +35,16 @@ enum Command {
         /// How long to wait for the database to come up, in seconds.
         #[arg(long, default_value_t = 60)]
         wait: u64,
+    },
+    /// Set up and inspect projects: Stripe keys, return-URL origins, portal settings.
+    Project {
+        #[command(subcommand)]
+        command: ProjectCommand,
+    },
+    /// Link users to their Stripe customers, and inspect the links.
+    Customer {
+        #[command(subcommand)]
+        command: CustomerCommand,
     },
     /// Encrypt the Stripe keys stored in plaintext (or under an older key) with the
     /// first key of SECRETS_ENCRYPTION_KEY, in one transaction.
@@ -72,11 +84,15 @@ async fn main() -> ExitCode {
         tracing::error!("cannot read .env: {e}");
         return ExitCode::from(2);
     }
-    match cli.command {
+    let command = match cli.command {
         Command::Token { project, user, ttl } => return print_token(project, user, ttl),
         Command::Healthcheck { url } => return healthcheck(url).await,
-        Command::Serve { .. } | Command::Migrate { .. } | Command::EncryptKeys => {}
-    }
+        Command::Project { command } => return admin(async |admin| admin.project(command).await).await,
+        Command::Customer { command } => return admin(async |admin| admin.customer(command).await).await,
+        Command::EncryptKeys => return encrypt_keys().await,
+        Command::Migrate { wait } => return run_migrations(Duration::from_secs(wait)).await,
+        command @ Command::Serve { .. } => command,
+    };
     let config = match Config::from_env() {
         Ok(config) => config,
         Err(e) => {
@@ -84,12 +100,8 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let result = match cli.command {
-        Command::Serve { no_migrate } => run_server(config, !no_migrate).await,
-        Command::Migrate { wait } => run_migrations(config, Duration::from_secs(wait)).await,
-        Command::EncryptKeys => encrypt_keys(config).await,
-        Command::Token { .. } | Command::Healthcheck { .. } => unreachable!("handled above"),
-    };
+    let Command::Serve { no_migrate } = command else { unreachable!("handled above") };
+    let result = run_server(config, !no_migrate).await;
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -99,22 +111,74 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run_migrations(config: Config, wait: Duration) -> Result<(), Box<dyn std::error::Error>> {
+/// Needs only DATABASE_URL, so a deploy's migrate step carries no token or Stripe settings.
+async fn run_migrations(wait: Duration) -> ExitCode {
+    let config = match AdminConfig::from_env() {
+        Ok(config) => config,
+        Err(e) => {
+            tracing::error!("configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let pool = db::pool(&config.database);
     match tokio::time::timeout(wait, db::migrate_when_ready(&pool)).await {
-        Ok(result) => result?,
-        Err(_) => return Err(format!("the database did not come up within {}s", wait.as_secs()).into()),
+        Ok(Ok(())) => {
+            tracing::info!("migrations applied");
+            ExitCode::SUCCESS
+        }
+        Ok(Err(e)) => {
+            tracing::error!("{e}");
+            ExitCode::FAILURE
+        }
+        Err(_) => {
+            tracing::error!("the database did not come up within {}s", wait.as_secs());
+            ExitCode::FAILURE
+        }
     }
-    tracing::info!("migrations applied");
-    Ok(())
 }
 
-async fn encrypt_keys(config: Config) -> Result<(), Box<dyn std::error::Error>> {
-    let ring = config.secrets.as_ref().ok_or("SECRETS_ENCRYPTION_KEY: is required to encrypt keys")?;
+async fn encrypt_keys() -> ExitCode {
+    let config = match AdminConfig::from_env() {
+        Ok(config) => config,
+        Err(e) => return fail(2, format!("configuration error: {e}")),
+    };
+    let Some(ring) = config.secrets.as_ref() else {
+        return fail(2, "SECRETS_ENCRYPTION_KEY: is required to encrypt keys");
+    };
+    match secrets::encrypt_all(&db::pool(&config.database), ring).await {
+        Ok(changed) => {
+            println!("encrypted the Stripe keys of {changed} project(s) with key {}", ring.current_key_id());
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(1, e),
+    }
+}
+
+/// Runs one admin command with the database and secrets from the environment.
+async fn admin(run: impl AsyncFnOnce(&mut Admin<'_>) -> Result<(), AdminError>) -> ExitCode {
+    let config = match AdminConfig::from_env() {
+        Ok(config) => config,
+        Err(e) => return fail(2, format!("configuration error: {e}")),
+    };
     let pool = db::pool(&config.database);
-    let changed = secrets::encrypt_all(&pool, ring).await?;
-    println!("encrypted the Stripe keys of {changed} project(s) with key {}", ring.current_key_id());
-    Ok(())
+    let (mut stdin, mut stdout, mut stderr) = (std::io::stdin().lock(), std::io::stdout(), std::io::stderr());
+    let mut admin = Admin {
+        db: &pool,
+        secrets: config.secrets.as_ref(),
+        stdin: &mut stdin,
+        out: &mut stdout,
+        err: &mut stderr,
+    };
+    match run(&mut admin).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e.exit_code(), e),
+    }
+}
+
+/// Admin commands report to a person at a terminal: a plain line, not a log record.
+fn fail(code: u8, message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(code)
 }
 
 async fn run_server(config: Config, migrate: bool) -> Result<(), Box<dyn std::error::Error>> {

@@ -14,6 +14,20 @@ use crate::config::StripeConfig;
 /// The API version every request pins, so Stripe's answers keep the shape we parse.
 pub const API_VERSION: &str = "2026-10-28.endive";
 
+/// The portal's languages at `API_VERSION` (the `locale` enum of `POST
+/// /v1/billing_portal/sessions`); `auto` lets Stripe pick the customer's or browser's.
+pub const PORTAL_LOCALES: &[&str] = &[
+    "auto", "bg", "cs", "da", "de", "el", "en", "en-AU", "en-CA", "en-GB", "en-IE", "en-IN", "en-NZ",
+    "en-SG", "es", "es-419", "et", "fi", "fil", "fr", "fr-CA", "hr", "hu", "id", "it", "ja", "ko", "lt",
+    "lv", "ms", "mt", "nb", "nl", "pl", "pt", "pt-BR", "ro", "ru", "sk", "sl", "sv", "th", "tr", "vi", "zh",
+    "zh-HK", "zh-TW",
+];
+
+/// Exact match: Stripe rejects `EN` or `en_GB`, so we do too, before calling it.
+pub fn is_portal_locale(locale: &str) -> bool {
+    PORTAL_LOCALES.contains(&locale)
+}
+
 /// Cheap to clone: every clone shares one connection pool.
 #[derive(Clone, Debug)]
 pub struct StripeClient {
