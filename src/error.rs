@@ -33,6 +33,10 @@ pub enum ApiError {
     ProjectNotFound,
     #[error("no Stripe customer for user")]
     CustomerNotFound,
+    /// The flow's subscription does not exist or is another customer's: one answer for
+    /// both, so nothing about other customers' subscriptions can be learned.
+    #[error("subscription not found for user")]
+    SubscriptionNotFound,
     /// This user or project is over its quota.
     #[error("rate limited")]
     RateLimited { retry_after: Duration },
@@ -71,11 +75,19 @@ impl ApiError {
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::BodyUnreadable => StatusCode::BAD_REQUEST,
-            ApiError::ProjectNotFound | ApiError::CustomerNotFound | ApiError::RouteNotFound => {
-                StatusCode::NOT_FOUND
-            }
+            ApiError::ProjectNotFound
+            | ApiError::CustomerNotFound
+            | ApiError::SubscriptionNotFound
+            | ApiError::RouteNotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Stripe(StripeError::CustomerNotFound { .. }) => StatusCode::NOT_FOUND,
+            ApiError::Stripe(
+                StripeError::CustomerNotFound { .. } | StripeError::SubscriptionNotFound { .. },
+            ) => StatusCode::NOT_FOUND,
+            // The project's portal settings do not allow what was asked: the team can fix
+            // it, so it is not a 502, and the request itself was well formed, so not a 422.
+            ApiError::Stripe(StripeError::FlowRefused { .. } | StripeError::ConfigurationNotFound { .. }) => {
+                StatusCode::CONFLICT
+            }
             ApiError::Stripe(StripeError::Rejected { .. } | StripeError::InvalidResponse { .. }) => {
                 StatusCode::BAD_GATEWAY
             }
@@ -100,6 +112,18 @@ impl ApiError {
             ApiError::ProjectNotFound => "Project not found or Stripe not configured",
             ApiError::CustomerNotFound | ApiError::Stripe(StripeError::CustomerNotFound { .. }) => {
                 "No Stripe customer found for user"
+            }
+            ApiError::SubscriptionNotFound | ApiError::Stripe(StripeError::SubscriptionNotFound { .. }) => {
+                "Subscription not found for user"
+            }
+            ApiError::Stripe(StripeError::FlowRefused { .. }) => {
+                "Stripe refused the requested flow: enable it in the Customer Portal configuration the project \
+                 uses (Stripe Dashboard, Settings, Billing, Customer portal), or check that it applies to this \
+                 subscription"
+            }
+            ApiError::Stripe(StripeError::ConfigurationNotFound { .. }) => {
+                "The project's Stripe portal configuration does not exist in this mode: set an existing bpc_ ID \
+                 with `customer-portal project set`, or clear it to use Stripe's default"
             }
             ApiError::RouteNotFound => "Not Found",
             ApiError::MethodNotAllowed => "Method Not Allowed",

@@ -41,6 +41,8 @@ struct RouteLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
+    /// `create_session` or `retrieve_subscription`.
+    call: &'static str,
     outcome: &'static str,
 }
 
@@ -84,12 +86,12 @@ impl Metrics {
         );
         registry.register(
             "stripe_requests",
-            "Billing-portal session requests to Stripe, retries included, by outcome",
+            "Calls to Stripe, retries included, by call and outcome",
             stripe_requests.clone(),
         );
         registry.register_with_unit(
             "stripe_request_duration",
-            "Time spent on one session request to Stripe, retries included",
+            "Time spent on one call to Stripe, retries included",
             Unit::Seconds,
             stripe_duration.clone(),
         );
@@ -122,14 +124,14 @@ impl Metrics {
         self.requests.get_or_create(&RequestLabels { method, route, status }).inc();
     }
 
-    /// Records one session request to Stripe, however it ended.
-    pub fn observe_stripe<T>(&self, result: &Result<T, StripeError>, elapsed: Duration) {
+    /// Records one call to Stripe, retries included, however it ended.
+    pub fn observe_stripe<T>(&self, call: &'static str, result: &Result<T, StripeError>, elapsed: Duration) {
         let outcome = match result {
             Ok(_) => "ok",
             Err(e) => e.outcome(),
         };
-        self.stripe_requests.get_or_create(&OutcomeLabels { outcome }).inc();
-        self.stripe_duration.get_or_create(&OutcomeLabels { outcome }).observe(elapsed.as_secs_f64());
+        self.stripe_requests.get_or_create(&OutcomeLabels { call, outcome }).inc();
+        self.stripe_duration.get_or_create(&OutcomeLabels { call, outcome }).observe(elapsed.as_secs_f64());
     }
 
     /// The text exposition, with the pool read at scrape time.

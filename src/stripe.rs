@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use reqwest::{StatusCode, header::HeaderMap};
+use reqwest::{RequestBuilder, StatusCode, header::HeaderMap};
 use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, de::DeserializeOwned};
 use tokio::time::Instant;
 use url::Url;
 
@@ -32,6 +32,7 @@ pub fn is_portal_locale(locale: &str) -> bool {
 #[derive(Clone, Debug)]
 pub struct StripeClient {
     http: reqwest::Client,
+    api_base: Url,
     sessions_url: Url,
     timeout: Duration,
     retry: RetryPolicy,
@@ -44,17 +45,108 @@ pub struct RetryPolicy {
     pub max_backoff: Duration,
 }
 
-/// The form sent to `POST /v1/billing_portal/sessions`.
-#[derive(Debug, Serialize)]
+/// What `POST /v1/billing_portal/sessions` is asked for; `form` is what is sent.
+#[derive(Debug)]
 pub struct PortalSessionRequest<'a> {
     pub customer: &'a str,
     pub return_url: &'a str,
+    /// A portal configuration (`bpc_...`); Stripe's default when `None`.
+    pub configuration: Option<&'a str>,
+    pub locale: Option<&'a str>,
+    pub flow: Option<&'a Flow>,
+}
+
+/// A deep link: the portal opens on one task instead of its home page.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Flow {
+    pub kind: FlowKind,
+    pub after_completion: Option<AfterCompletion>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FlowKind {
+    PaymentMethodUpdate,
+    SubscriptionCancel { subscription: String },
+    SubscriptionUpdate { subscription: String },
+}
+
+/// Where the user goes once the flow is done.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AfterCompletion {
+    Redirect { return_url: Url },
+    PortalHomepage,
+    HostedConfirmation { message: Option<String> },
+}
+
+impl FlowKind {
+    /// Stripe's name for the flow, also the tag callers send as `flow.type`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            FlowKind::PaymentMethodUpdate => "payment_method_update",
+            FlowKind::SubscriptionCancel { .. } => "subscription_cancel",
+            FlowKind::SubscriptionUpdate { .. } => "subscription_update",
+        }
+    }
+
+    /// The subscription the flow acts on, which must be the user's own.
+    pub fn subscription(&self) -> Option<&str> {
+        match self {
+            FlowKind::PaymentMethodUpdate => None,
+            FlowKind::SubscriptionCancel { subscription } | FlowKind::SubscriptionUpdate { subscription } => {
+                Some(subscription)
+            }
+        }
+    }
+}
+
+impl PortalSessionRequest<'_> {
+    /// The form fields, with `flow_data[...]` nested the way Stripe's form encoding nests.
+    pub fn form(&self) -> Vec<(&'static str, &str)> {
+        let mut form = vec![("customer", self.customer), ("return_url", self.return_url)];
+        form.extend(self.configuration.map(|id| ("configuration", id)));
+        form.extend(self.locale.map(|locale| ("locale", locale)));
+        let Some(flow) = self.flow else { return form };
+        form.push(("flow_data[type]", flow.kind.name()));
+        match &flow.kind {
+            FlowKind::PaymentMethodUpdate => {}
+            FlowKind::SubscriptionCancel { subscription } => {
+                form.push(("flow_data[subscription_cancel][subscription]", subscription));
+            }
+            FlowKind::SubscriptionUpdate { subscription } => {
+                form.push(("flow_data[subscription_update][subscription]", subscription));
+            }
+        }
+        match &flow.after_completion {
+            None => {}
+            Some(AfterCompletion::PortalHomepage) => {
+                form.push(("flow_data[after_completion][type]", "portal_homepage"));
+            }
+            Some(AfterCompletion::Redirect { return_url }) => {
+                form.push(("flow_data[after_completion][type]", "redirect"));
+                form.push(("flow_data[after_completion][redirect][return_url]", return_url.as_str()));
+            }
+            Some(AfterCompletion::HostedConfirmation { message }) => {
+                form.push(("flow_data[after_completion][type]", "hosted_confirmation"));
+                if let Some(message) = message {
+                    form.push(("flow_data[after_completion][hosted_confirmation][custom_message]", message));
+                }
+            }
+        }
+        form
+    }
 }
 
 #[derive(Debug, Deserialize)]
 pub struct PortalSession {
     pub id: String,
     pub url: String,
+}
+
+/// The part of a subscription we read: whose it is.
+#[derive(Debug, Deserialize)]
+pub struct Subscription {
+    pub id: String,
+    pub customer: String,
 }
 
 /// Stripe's error body: `{"error": {"type": ..., "code": ..., "param": ..., "message": ...}}`.
@@ -76,6 +168,13 @@ struct ErrorDetail {
 pub enum StripeError {
     #[error("no such customer (request {request_id:?})")]
     CustomerNotFound { request_id: Option<String> },
+    #[error("no such subscription (request {request_id:?})")]
+    SubscriptionNotFound { request_id: Option<String> },
+    /// The portal configuration does not offer the flow, or the flow does not apply.
+    #[error("flow refused: code={code:?} param={param:?} (request {request_id:?})")]
+    FlowRefused { code: Option<String>, param: Option<String>, request_id: Option<String> },
+    #[error("no such portal configuration (request {request_id:?})")]
+    ConfigurationNotFound { request_id: Option<String> },
     #[error("answered {status} type={kind:?} code={code:?} (request {request_id:?})")]
     Rejected { status: u16, kind: Option<String>, code: Option<String>, request_id: Option<String> },
     #[error("rate limited")]
@@ -95,6 +194,13 @@ impl StripeError {
             StripeError::CustomerNotFound { request_id } => {
                 tracing::info!(stripe_request_id = ?request_id, "stripe has no such customer")
             }
+            StripeError::SubscriptionNotFound { request_id } => {
+                tracing::info!(stripe_request_id = ?request_id, "stripe has no such subscription")
+            }
+            // The integrator's to fix, not ours: a warning, not an error.
+            StripeError::FlowRefused { .. } | StripeError::ConfigurationNotFound { .. } => {
+                tracing::warn!(error = %self, "stripe refused the portal settings")
+            }
             _ => tracing::error!(error = %self, "stripe call failed"),
         }
     }
@@ -103,6 +209,9 @@ impl StripeError {
     pub fn outcome(&self) -> &'static str {
         match self {
             StripeError::CustomerNotFound { .. } => "customer_not_found",
+            StripeError::SubscriptionNotFound { .. } => "subscription_not_found",
+            StripeError::FlowRefused { .. } => "flow_refused",
+            StripeError::ConfigurationNotFound { .. } => "configuration_not_found",
             StripeError::Rejected { .. } => "rejected",
             StripeError::RateLimited { .. } => "rate_limited",
             StripeError::Unreachable(_) => "unreachable",
@@ -129,6 +238,7 @@ impl StripeClient {
             config.api_base.join("v1/billing_portal/sessions").expect("a fixed relative path joins");
         Ok(Self {
             http,
+            api_base: config.api_base.clone(),
             sessions_url,
             timeout: config.timeout,
             retry: RetryPolicy {
@@ -145,12 +255,43 @@ impl StripeClient {
         key: &SecretString,
         request: &PortalSessionRequest<'_>,
     ) -> Result<PortalSession, StripeError> {
-        let deadline = Instant::now() + self.timeout;
         // One key for every attempt, so a retry can never open a second session.
         let idempotency_key = uuid::Uuid::new_v4().to_string();
+        let form = request.form();
+        self.call(key, || {
+            self.http.post(self.sessions_url.clone()).header("Idempotency-Key", &idempotency_key).form(&form)
+        })
+        .await
+    }
+
+    /// Reads a subscription, to check whose it is before opening a flow on it.
+    pub async fn retrieve_subscription(
+        &self,
+        key: &SecretString,
+        id: &str,
+    ) -> Result<Subscription, StripeError> {
+        let mut url = self.api_base.clone();
+        // Segments are percent-encoded, so no ID can reach another path.
+        url.path_segments_mut()
+            .map_err(|()| StripeError::InvalidResponse {
+                reason: "API base cannot be a base".into(),
+                request_id: None,
+            })?
+            .pop_if_empty()
+            .extend(["v1", "subscriptions", id]);
+        self.call(key, || self.http.get(url.clone())).await
+    }
+
+    /// Sends `request()` until it succeeds, fails for good, or the deadline passes.
+    async fn call<T: DeserializeOwned>(
+        &self,
+        key: &SecretString,
+        request: impl Fn() -> RequestBuilder,
+    ) -> Result<T, StripeError> {
+        let deadline = Instant::now() + self.timeout;
         let mut retries = 0;
         loop {
-            let attempt = self.attempt(key, request, &idempotency_key);
+            let attempt = self.attempt(key, request());
             let failure = match tokio::time::timeout_at(deadline, attempt).await {
                 Err(_) => return Err(StripeError::Timeout),
                 Ok(Ok(session)) => return Ok(session),
@@ -169,20 +310,15 @@ impl StripeClient {
         }
     }
 
-    async fn attempt(
+    async fn attempt<T: DeserializeOwned>(
         &self,
         key: &SecretString,
-        request: &PortalSessionRequest<'_>,
-        idempotency_key: &str,
-    ) -> Result<PortalSession, Failure> {
-        let response = self
-            .http
-            .post(self.sessions_url.clone())
+        request: RequestBuilder,
+    ) -> Result<T, Failure> {
+        let response = request
             // bearer_auth marks the header sensitive, so reqwest never prints it.
             .bearer_auth(key.expose_secret())
             .header("Stripe-Version", API_VERSION)
-            .header("Idempotency-Key", idempotency_key)
-            .form(request)
             .send()
             .await
             .map_err(|e| Failure {
@@ -201,7 +337,7 @@ impl StripeClient {
         })?;
 
         if status.is_success() {
-            return serde_json::from_slice::<PortalSession>(&body).map_err(|e| Failure {
+            return serde_json::from_slice::<T>(&body).map_err(|e| Failure {
                 error: StripeError::InvalidResponse { reason: e.to_string(), request_id },
                 retryable: false,
                 retry_after: None,
@@ -223,10 +359,17 @@ impl StripeClient {
             .filter(|s| s.is_finite() && *s >= 0.0)
             .map(Duration::from_secs_f64);
 
-        let error = if detail.code.as_deref() == Some("resource_missing")
-            && detail.param.as_deref() == Some("customer")
-        {
+        let missing = detail.code.as_deref() == Some("resource_missing");
+        let param = detail.param.as_deref().unwrap_or_default();
+        let error = if missing && param == "customer" {
             StripeError::CustomerNotFound { request_id }
+        } else if missing && (param == "id" || param.ends_with("[subscription]")) {
+            // `id` is the subscription read by `retrieve_subscription`.
+            StripeError::SubscriptionNotFound { request_id }
+        } else if missing && param == "configuration" {
+            StripeError::ConfigurationNotFound { request_id }
+        } else if status == StatusCode::BAD_REQUEST && param.starts_with("flow_data") {
+            StripeError::FlowRefused { code: detail.code, param: detail.param, request_id }
         } else if status == StatusCode::TOO_MANY_REQUESTS {
             StripeError::RateLimited { retry_after: retry_after.unwrap_or(Duration::from_secs(1)) }
         } else {

@@ -52,13 +52,85 @@ impl ValidationIssue {
         }
     }
 
-    pub fn model_attributes_type(input: Value) -> Self {
+    pub fn model_attributes_type(loc: Vec<Value>, input: Value) -> Self {
         Self {
             kind: "model_attributes_type",
-            loc: vec![json!("body")],
+            loc,
             msg: "Input should be a valid dictionary or object to extract fields from".into(),
             input,
             ctx: None,
+        }
+    }
+
+    pub fn string_too_long(loc: Vec<Value>, input: Value, max_length: usize) -> Self {
+        Self {
+            kind: "string_too_long",
+            loc,
+            msg: format!("String should have at most {max_length} characters"),
+            input,
+            ctx: Some(Box::new(json!({ "max_length": max_length }))),
+        }
+    }
+
+    pub fn string_pattern_mismatch(loc: Vec<Value>, input: Value, pattern: &str) -> Self {
+        Self {
+            kind: "string_pattern_mismatch",
+            loc,
+            msg: format!("String should match pattern '{pattern}'"),
+            input,
+            ctx: Some(Box::new(json!({ "pattern": pattern }))),
+        }
+    }
+
+    /// A value outside a `Literal[...]`, listed as Pydantic lists it: `'a', 'b' or 'c'`.
+    pub fn literal_error(loc: Vec<Value>, input: Value, expected: &[&str]) -> Self {
+        let quoted: Vec<String> = expected.iter().map(|e| format!("'{e}'")).collect();
+        let expected = match quoted.split_last() {
+            Some((last, [])) => last.clone(),
+            Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+            None => String::new(),
+        };
+        Self {
+            kind: "literal_error",
+            loc,
+            msg: format!("Input should be {expected}"),
+            input,
+            ctx: Some(Box::new(json!({ "expected": expected }))),
+        }
+    }
+
+    /// A tagged union's object without its tag field.
+    pub fn union_tag_not_found(loc: Vec<Value>, input: Value, discriminator: &str) -> Self {
+        Self {
+            kind: "union_tag_not_found",
+            loc,
+            msg: format!("Unable to extract tag using discriminator '{discriminator}'"),
+            input,
+            ctx: Some(Box::new(json!({ "discriminator": format!("'{discriminator}'") }))),
+        }
+    }
+
+    /// A tagged union's object whose tag names no member.
+    pub fn union_tag_invalid(
+        loc: Vec<Value>,
+        input: Value,
+        discriminator: &str,
+        tag: &str,
+        tags: &[&str],
+    ) -> Self {
+        let expected_tags = tags.iter().map(|t| format!("'{t}'")).collect::<Vec<_>>().join(", ");
+        Self {
+            kind: "union_tag_invalid",
+            loc,
+            msg: format!(
+                "Input tag '{tag}' found using '{discriminator}' does not match any of the expected tags: {expected_tags}"
+            ),
+            input,
+            ctx: Some(Box::new(json!({
+                "discriminator": format!("'{discriminator}'"),
+                "tag": tag,
+                "expected_tags": expected_tags,
+            }))),
         }
     }
 

@@ -12,7 +12,10 @@ use utoipa::{
 };
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::validation::ValidationIssue;
+use serde_json::{Value, json};
+use utoipa::openapi::{RefOr, Schema};
+
+use crate::{stripe::PORTAL_LOCALES, validation::ValidationIssue};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -24,7 +27,7 @@ use crate::validation::ValidationIssue;
     ),
     paths(super::portal::create_session, super::health::live, super::health::ready),
     components(schemas(ErrorBody, ValidationErrorBody, ValidationIssue)),
-    modifiers(&BearerScheme),
+    modifiers(&BearerScheme, &LocaleEnum),
     tags(
         (name = "payments", description = "Stripe billing-portal sessions for the token's user"),
         (name = "operations", description = "Health and readiness probes"),
@@ -50,6 +53,20 @@ impl Modify for BearerScheme {
                     .build(),
             ),
         );
+    }
+}
+
+/// `locale` lists Stripe's locales, from the same list the validation uses.
+struct LocaleEnum;
+
+impl Modify for LocaleEnum {
+    fn modify(&self, openapi: &mut openapi::OpenApi) {
+        let Some(components) = openapi.components.as_mut() else { return };
+        let Some(RefOr::T(Schema::Object(body))) = components.schemas.get_mut("PortalRequestBody") else {
+            return;
+        };
+        let Some(RefOr::T(Schema::Object(locale))) = body.properties.get_mut("locale") else { return };
+        locale.enum_values = Some(PORTAL_LOCALES.iter().map(|l| json!(l)).chain([Value::Null]).collect());
     }
 }
 

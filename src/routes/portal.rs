@@ -5,14 +5,13 @@ use std::time::Instant;
 
 use axum::{
     Json,
-    body::Bytes,
-    extract::{FromRequest, Request, State},
+    extract::State,
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use secrecy::SecretString;
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::json;
 use url::Url;
 use utoipa::ToSchema;
 
@@ -24,9 +23,13 @@ use crate::{
     error::ApiError,
     routes::openapi::{ErrorBody, ValidationErrorBody},
     secrets,
-    stripe::PortalSessionRequest,
-    validation::{ValidationIssue, parse_bool},
+    stripe::{PortalSessionRequest, StripeError, is_portal_locale},
+    validation::ValidationIssue,
 };
+
+mod request;
+
+pub use request::PortalRequest;
 
 #[derive(Serialize, ToSchema)]
 pub struct PortalResponse {
@@ -45,6 +48,52 @@ pub struct PortalRequestBody {
     /// allowed origin (see `RETURN_URL_ALLOWED_ORIGINS` and the project's own list).
     #[schema(format = "uri", min_length = 1, example = "https://app.example.com/account")]
     return_url: String,
+    /// Open the portal on one task instead of its home page (a deep link).
+    flow: Option<FlowBody>,
+    /// The portal's language (one of Stripe's locales; `auto` lets Stripe choose). Wins
+    /// over the project's default locale.
+    #[schema(example = "fr")]
+    locale: Option<String>,
+}
+
+/// `flow`: a union tagged by `type`. Subscription flows act only on the user's own subscription.
+#[derive(Serialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[allow(dead_code, reason = "a schema only; never constructed")]
+pub enum FlowBody {
+    /// Update the default payment method.
+    PaymentMethodUpdate { after_completion: Option<AfterCompletionBody> },
+    /// Cancel one subscription.
+    SubscriptionCancel {
+        #[schema(pattern = "^sub_[A-Za-z0-9]+$", example = "sub_1MowQVLkdIwHu7ixeRlqHVzs")]
+        subscription: String,
+        after_completion: Option<AfterCompletionBody>,
+    },
+    /// Change one subscription's plan.
+    SubscriptionUpdate {
+        #[schema(pattern = "^sub_[A-Za-z0-9]+$", example = "sub_1MowQVLkdIwHu7ixeRlqHVzs")]
+        subscription: String,
+        after_completion: Option<AfterCompletionBody>,
+    },
+}
+
+/// `flow.after_completion`: where the user goes once the flow is done.
+#[derive(Serialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[allow(dead_code, reason = "a schema only; never constructed")]
+pub enum AfterCompletionBody {
+    /// Back to the app; the URL passes the same checks and allow-list as `return_url`.
+    Redirect {
+        #[schema(format = "uri", min_length = 1)]
+        return_url: String,
+    },
+    /// The portal's home page.
+    PortalHomepage,
+    /// A confirmation page in the portal, with an optional message.
+    HostedConfirmation {
+        #[schema(max_length = 500)]
+        message: Option<String>,
+    },
 }
 
 /// Opens a Stripe billing-portal session for the token's user and answers its URL.
@@ -69,8 +118,12 @@ pub struct PortalRequestBody {
         (status = 401, description = "Missing, malformed, expired or otherwise invalid token. Checked before anything else.",
             body = ErrorBody, headers(("WWW-Authenticate" = String, description = "`Bearer`")),
             example = json!({"detail": "Not authenticated"})),
-        (status = 404, description = "`No Stripe customer found for user`, or `Project not found or Stripe not configured`.",
+        (status = 404, description = "`No Stripe customer found for user`, `Project not found or Stripe not configured`, \
+            or, for a subscription flow, `Subscription not found for user`.",
             body = ErrorBody, example = json!({"detail": "No Stripe customer found for user"})),
+        (status = 409, description = "The project's portal settings do not allow the request: the flow is not enabled \
+            in its portal configuration, or the configuration does not exist. The detail says what to change.",
+            body = ErrorBody),
         (status = 413, description = "The body is over the limit.", body = ErrorBody,
             example = json!({"detail": "Request body too large"})),
         (status = 422, description = "Invalid query or body, in Pydantic v2's shape.", body = ValidationErrorBody,
@@ -107,36 +160,83 @@ pub async fn create_session(
         .filter(|key| key_fits_mode(key, livemode, &user))
         .ok_or(ApiError::ProjectNotFound)?;
     let project_origins = target.allowed_origins.unwrap_or_default();
-    if !return_url_allowed(
-        &request.return_url,
-        &state.config.return_url_allowed_origins,
-        &project_origins,
-        livemode,
-    ) {
-        return Err(ApiError::Validation(vec![ValidationIssue::value_error(
-            vec![json!("body"), json!("return_url")],
-            json!(request.return_url_input),
-            "return_url is not on an allowed origin",
-        )]));
+    let refused: Vec<ValidationIssue> = request
+        .return_urls
+        .iter()
+        .filter(|r| {
+            !return_url_allowed(&r.url, &state.config.return_url_allowed_origins, &project_origins, livemode)
+        })
+        .map(|r| {
+            let name = r.loc.last().and_then(|l| l.as_str()).unwrap_or("return_url");
+            ValidationIssue::value_error(
+                r.loc.clone(),
+                json!(r.input),
+                &format!("{name} is not on an allowed origin"),
+            )
+        })
+        .collect();
+    if !refused.is_empty() {
+        return Err(ApiError::Validation(refused));
     }
     let customer = target.customer_id.ok_or(ApiError::CustomerNotFound)?;
+    let key = SecretString::from(key);
 
+    let flow = request.flow.as_ref();
+    if let Some(subscription) = flow.and_then(|f| f.kind.subscription()) {
+        check_subscription_owner(&state, &key, subscription, &customer).await?;
+    }
+    let locale =
+        request.locale.as_deref().or_else(|| project_locale(target.default_locale.as_deref(), &user));
+    let session_request = PortalSessionRequest {
+        customer: &customer,
+        return_url: request.return_url.as_str(),
+        configuration: target.configuration.as_deref(),
+        locale,
+        flow,
+    };
     let started = Instant::now();
-    let session = state
-        .stripe
-        .create_portal_session(
-            &SecretString::from(key),
-            &PortalSessionRequest { customer: &customer, return_url: request.return_url.as_str() },
-        )
-        .await;
-    state.metrics.observe_stripe(&session, started.elapsed());
+    let session = state.stripe.create_portal_session(&key, &session_request).await;
+    state.metrics.observe_stripe("create_session", &session, started.elapsed());
     let session = session?;
-    tracing::info!(stripe_session = %session.id, livemode, "portal session created");
+    tracing::info!(stripe_session = %session.id, livemode, flow = flow.map(|f| f.kind.name()), "portal session created");
 
     let mut response = (StatusCode::OK, Json(PortalResponse { portal_url: session.url })).into_response();
     // The URL is a bearer credential for the customer's billing: no cache may keep it.
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
+}
+
+/// A flow may only act on the user's own subscription. Stripe's session call does not
+/// promise to check that a subscription belongs to `customer`, so we read it first; a
+/// missing subscription and another customer's get the same 404, so nothing leaks.
+async fn check_subscription_owner(
+    state: &AppState,
+    key: &SecretString,
+    subscription: &str,
+    customer: &str,
+) -> Result<(), ApiError> {
+    let started = Instant::now();
+    let found = state.stripe.retrieve_subscription(key, subscription).await;
+    state.metrics.observe_stripe("retrieve_subscription", &found, started.elapsed());
+    match found {
+        Ok(found) if found.customer == customer => Ok(()),
+        Ok(found) => {
+            tracing::warn!(subscription = %found.id, "refused a flow on another customer's subscription");
+            Err(ApiError::SubscriptionNotFound)
+        }
+        Err(StripeError::SubscriptionNotFound { .. }) => Err(ApiError::SubscriptionNotFound),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The project's default locale, unless another service stored one Stripe would refuse.
+fn project_locale<'a>(stored: Option<&'a str>, user: &EndUser) -> Option<&'a str> {
+    let locale = stored.filter(|l| !l.is_empty())?;
+    if is_portal_locale(locale) {
+        return Some(locale);
+    }
+    tracing::warn!(project_id = %user.project_id, locale, "ignoring the project's default locale: not a Stripe locale");
+    None
 }
 
 /// A test-mode request must never be served with a live key, nor the reverse; a key of
@@ -160,103 +260,4 @@ fn return_url_allowed(url: &Url, global: &[Origin], project: &[String], livemode
     }
     let origin = Origin::of(url);
     global.contains(&origin) || project.iter().filter_map(|o| o.parse::<Origin>().ok()).any(|o| o == origin)
-}
-
-/// The validated query and body.
-#[derive(Debug)]
-pub struct PortalRequest {
-    pub test_mode: bool,
-    pub return_url: Url,
-    /// As the caller wrote it, for echoing in a 422.
-    pub return_url_input: String,
-}
-
-impl FromRequest<AppState> for PortalRequest {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let test_mode = test_mode(req.uri().query());
-        let is_json = req.headers().get(header::CONTENT_TYPE).is_none_or(is_json_content_type);
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge
-            } else {
-                ApiError::BodyUnreadable
-            }
-        })?;
-        // As in FastAPI, malformed JSON is reported alone; other errors are gathered.
-        let body = parse_body(&bytes, is_json).map_err(|issue| ApiError::Validation(vec![issue]))?;
-        match (test_mode, return_url(body)) {
-            (Ok(test_mode), Ok((return_url, return_url_input))) => {
-                Ok(PortalRequest { test_mode, return_url, return_url_input })
-            }
-            (test_mode, return_url) => {
-                Err(ApiError::Validation(test_mode.err().into_iter().chain(return_url.err()).collect()))
-            }
-        }
-    }
-}
-
-/// `test_mode`, defaulting to true; repeated, the last one counts, as in FastAPI.
-fn test_mode(query: Option<&str>) -> Result<bool, ValidationIssue> {
-    let raw = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-        .filter(|(name, _)| name == "test_mode")
-        .last()
-        .map(|(_, value)| value);
-    match raw {
-        None => Ok(true),
-        Some(value) => parse_bool(&value)
-            .ok_or_else(|| ValidationIssue::bool_parsing(vec![json!("query"), json!("test_mode")], &value)),
-    }
-}
-
-/// FastAPI reads a body as JSON when it has no content type or a JSON one.
-fn is_json_content_type(value: &HeaderValue) -> bool {
-    let Ok(value) = value.to_str() else { return false };
-    let mime = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
-    mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
-}
-
-/// The body as a JSON value; `Null` when there is none.
-fn parse_body(bytes: &[u8], is_json: bool) -> Result<Value, ValidationIssue> {
-    if bytes.is_empty() {
-        return Ok(Value::Null);
-    }
-    let text = String::from_utf8_lossy(bytes);
-    if !is_json {
-        // FastAPI validates a non-JSON body as the raw text, which no object model accepts.
-        return Ok(Value::String(text.into_owned()));
-    }
-    serde_json::from_str(&text).map_err(|_| ValidationIssue::json_invalid(&text))
-}
-
-/// The body's `return_url`, parsed, and as written.
-fn return_url(body: Value) -> Result<(Url, String), ValidationIssue> {
-    let loc = || vec![json!("body"), json!("return_url")];
-    let mut fields = match body {
-        Value::Null => return Err(ValidationIssue::missing(vec![json!("body")], Value::Null)),
-        Value::Object(fields) => fields,
-        other => return Err(ValidationIssue::model_attributes_type(other)),
-    };
-    let value = match fields.remove("return_url") {
-        None => return Err(ValidationIssue::missing(loc(), Value::Object(fields))),
-        Some(Value::String(value)) => value,
-        Some(other) => return Err(ValidationIssue::string_type(loc(), other)),
-    };
-    if value.is_empty() {
-        return Err(ValidationIssue::string_too_short(loc(), json!(value), 1));
-    }
-    let url = Url::parse(&value)
-        .ok()
-        .filter(|url| {
-            matches!(url.scheme(), "http" | "https") && url.host().is_some() && value.trim() == value
-        })
-        .ok_or_else(|| {
-            ValidationIssue::value_error(
-                loc(),
-                json!(value),
-                "return_url must be an absolute http or https URL",
-            )
-        })?;
-    Ok((url, value))
 }

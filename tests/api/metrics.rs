@@ -68,9 +68,17 @@ async fn metrics_count_stripe_calls_by_outcome_with_their_latency(db: PgPool) {
     assert_eq!(app.post_portal(Some(&token), "", json!({ "return_url": RETURN_URL })).await.status(), 502);
 
     let text = scrape(&app).await;
-    assert!(text.contains(r#"customer_portal_stripe_requests_total{outcome="ok"} 1"#), "{text}");
-    assert!(text.contains(r#"customer_portal_stripe_requests_total{outcome="rejected"} 1"#), "{text}");
-    assert!(text.contains(r#"customer_portal_stripe_request_duration_seconds_count{outcome="ok"} 1"#));
+    assert!(
+        text.contains(r#"customer_portal_stripe_requests_total{call="create_session",outcome="ok"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"customer_portal_stripe_requests_total{call="create_session",outcome="rejected"} 1"#),
+        "{text}"
+    );
+    assert!(text.contains(
+        r#"customer_portal_stripe_request_duration_seconds_count{call="create_session",outcome="ok"} 1"#
+    ));
 }
 
 #[sqlx::test(migrator = "customer_portal::db::MIGRATOR")]
