@@ -8,6 +8,7 @@ mod auth;
 mod browser;
 mod config;
 mod errors;
+mod flows;
 mod fuzz;
 mod keys;
 mod logs;
