@@ -51,8 +51,8 @@ fn expected(pairs: &[(&str, &str)]) -> HashMap<String, String> {
     base.iter().chain(pairs).map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
-async fn post(app: &TestApp, token: &str, body: Value) -> reqwest::Response {
-    app.post_portal(Some(token), "", body).await
+async fn post(app: &TestApp, token: &str, request: Value) -> reqwest::Response {
+    app.post_portal(Some(token), "", request).await
 }
 
 #[sqlx::test(migrator = "customer_portal::db::MIGRATOR")]
@@ -66,8 +66,8 @@ async fn a_body_with_only_return_url_sends_only_customer_and_return_url(db: PgPo
 #[sqlx::test(migrator = "customer_portal::db::MIGRATOR")]
 async fn sends_a_payment_method_update_flow(db: PgPool) {
     let (app, token) = app_with_subscriptions(db).await;
-    let body = json!({ "return_url": RETURN_URL, "flow": { "type": "payment_method_update" } });
-    let response = post(&app, &token, body).await;
+    let request = json!({ "return_url": RETURN_URL, "flow": { "type": "payment_method_update" } });
+    let response = post(&app, &token, request).await;
     assert_eq!(response.status(), 200);
     assert_eq!(body(response).await, json!({ "portal_url": PORTAL_URL }));
     assert_eq!(session_form(&app).await, expected(&[("flow_data[type]", "payment_method_update")]));
@@ -76,8 +76,8 @@ async fn sends_a_payment_method_update_flow(db: PgPool) {
 #[sqlx::test(migrator = "customer_portal::db::MIGRATOR")]
 async fn sends_a_subscription_cancel_flow_on_the_users_own_subscription(db: PgPool) {
     let (app, token) = app_with_subscriptions(db).await;
-    let body = json!({ "return_url": RETURN_URL, "flow": { "type": "subscription_cancel", "subscription": OWN_SUBSCRIPTION } });
-    assert_eq!(post(&app, &token, body).await.status(), 200);
+    let request = json!({ "return_url": RETURN_URL, "flow": { "type": "subscription_cancel", "subscription": OWN_SUBSCRIPTION } });
+    assert_eq!(post(&app, &token, request).await.status(), 200);
     assert_eq!(
         session_form(&app).await,
         expected(&[
@@ -93,8 +93,8 @@ async fn sends_a_subscription_cancel_flow_on_the_users_own_subscription(db: PgPo
 #[sqlx::test(migrator = "customer_portal::db::MIGRATOR")]
 async fn sends_a_subscription_update_flow_on_the_users_own_subscription(db: PgPool) {
     let (app, token) = app_with_subscriptions(db).await;
-    let body = json!({ "return_url": RETURN_URL, "flow": { "type": "subscription_update", "subscription": OWN_SUBSCRIPTION } });
-    assert_eq!(post(&app, &token, body).await.status(), 200);
+    let request = json!({ "return_url": RETURN_URL, "flow": { "type": "subscription_update", "subscription": OWN_SUBSCRIPTION } });
+    assert_eq!(post(&app, &token, request).await.status(), 200);
     assert_eq!(
         session_form(&app).await,
         expected(&[
@@ -108,9 +108,9 @@ async fn sends_a_subscription_update_flow_on_the_users_own_subscription(db: PgPo
 async fn sends_after_completion_redirect_with_its_url(db: PgPool) {
     let (app, token) = app_with_subscriptions(db).await;
     let done = "https://app.example.com/billing/done";
-    let body = json!({ "return_url": RETURN_URL, "flow": {
+    let request = json!({ "return_url": RETURN_URL, "flow": {
         "type": "payment_method_update", "after_completion": { "type": "redirect", "return_url": done } } });
-    assert_eq!(post(&app, &token, body).await.status(), 200);
+    assert_eq!(post(&app, &token, request).await.status(), 200);
     assert_eq!(
         session_form(&app).await,
         expected(&[
@@ -124,9 +124,9 @@ async fn sends_after_completion_redirect_with_its_url(db: PgPool) {
 #[sqlx::test(migrator = "customer_portal::db::MIGRATOR")]
 async fn sends_after_completion_hosted_confirmation_with_its_message(db: PgPool) {
     let (app, token) = app_with_subscriptions(db).await;
-    let body = json!({ "return_url": RETURN_URL, "flow": { "type": "subscription_cancel", "subscription": OWN_SUBSCRIPTION,
+    let request = json!({ "return_url": RETURN_URL, "flow": { "type": "subscription_cancel", "subscription": OWN_SUBSCRIPTION,
         "after_completion": { "type": "hosted_confirmation", "message": "Sorry to see you go." } } });
-    assert_eq!(post(&app, &token, body).await.status(), 200);
+    assert_eq!(post(&app, &token, request).await.status(), 200);
     let form = session_form(&app).await;
     assert_eq!(form["flow_data[after_completion][type]"], "hosted_confirmation");
     assert_eq!(
@@ -138,9 +138,9 @@ async fn sends_after_completion_hosted_confirmation_with_its_message(db: PgPool)
 #[sqlx::test(migrator = "customer_portal::db::MIGRATOR")]
 async fn sends_after_completion_portal_homepage(db: PgPool) {
     let (app, token) = app_with_subscriptions(db).await;
-    let body = json!({ "return_url": RETURN_URL, "flow": {
+    let request = json!({ "return_url": RETURN_URL, "flow": {
         "type": "payment_method_update", "after_completion": { "type": "portal_homepage" } } });
-    assert_eq!(post(&app, &token, body).await.status(), 200);
+    assert_eq!(post(&app, &token, request).await.status(), 200);
     assert_eq!(session_form(&app).await["flow_data[after_completion][type]"], "portal_homepage");
 }
 
@@ -206,8 +206,8 @@ async fn ignores_a_stored_default_locale_that_stripe_would_refuse(db: PgPool) {
 #[sqlx::test(migrator = "customer_portal::db::MIGRATOR")]
 async fn rejects_a_flow_on_another_customers_subscription_with_404(db: PgPool) {
     let (app, token) = app_with_subscriptions(db).await;
-    let body = json!({ "return_url": RETURN_URL, "flow": { "type": "subscription_cancel", "subscription": FOREIGN_SUBSCRIPTION } });
-    let response = post(&app, &token, body).await;
+    let request = json!({ "return_url": RETURN_URL, "flow": { "type": "subscription_cancel", "subscription": FOREIGN_SUBSCRIPTION } });
+    let response = post(&app, &token, request).await;
     assert_eq!(response.status(), 404);
     let text = response.text().await.expect("text");
     assert_eq!(text, r#"{"detail":"Subscription not found for user"}"#);
@@ -228,8 +228,8 @@ async fn answers_404_for_a_subscription_stripe_does_not_know(db: PgPool) {
         .mount(&app.stripe)
         .await;
     let project = app.seed("user_1").await;
-    let body = json!({ "return_url": RETURN_URL, "flow": { "type": "subscription_update", "subscription": "sub_1Unknown" } });
-    let response = post(&app, &token(project, "user_1"), body).await;
+    let request = json!({ "return_url": RETURN_URL, "flow": { "type": "subscription_update", "subscription": "sub_1Unknown" } });
+    let response = post(&app, &token(project, "user_1"), request).await;
     assert_eq!(response.status(), 404);
     assert_eq!(body(response).await, json!({ "detail": "Subscription not found for user" }));
     assert_eq!(app.stripe_requests().await.len(), 1, "a 404 is not retried and opens no session");
@@ -254,8 +254,8 @@ async fn maps_stripes_missing_flow_subscription_to_404(db: PgPool) {
         .mount(&app.stripe)
         .await;
     let project = app.seed("user_1").await;
-    let body = json!({ "return_url": RETURN_URL, "flow": { "type": "subscription_cancel", "subscription": OWN_SUBSCRIPTION } });
-    let response = post(&app, &token(project, "user_1"), body).await;
+    let request = json!({ "return_url": RETURN_URL, "flow": { "type": "subscription_cancel", "subscription": OWN_SUBSCRIPTION } });
+    let response = post(&app, &token(project, "user_1"), request).await;
     assert_eq!(response.status(), 404);
     assert_eq!(body(response).await, json!({ "detail": "Subscription not found for user" }));
 }
@@ -273,8 +273,8 @@ async fn answers_409_saying_what_to_change_when_the_flow_is_disabled(db: PgPool)
         .mount(&app.stripe)
         .await;
     let project = app.seed("user_1").await;
-    let body = json!({ "return_url": RETURN_URL, "flow": { "type": "payment_method_update" } });
-    let response = post(&app, &token(project, "user_1"), body).await;
+    let request = json!({ "return_url": RETURN_URL, "flow": { "type": "payment_method_update" } });
+    let response = post(&app, &token(project, "user_1"), request).await;
     assert_eq!(response.status(), 409);
     let detail = body(response).await["detail"].as_str().expect("a string").to_owned();
     assert!(detail.contains("enable it in the Customer Portal configuration"), "{detail}");
@@ -303,9 +303,9 @@ async fn rejects_an_after_completion_redirect_on_an_unlisted_origin(db: PgPool) 
     app.stripe_creates_sessions().await;
     let project = app.seed("user_1").await;
     let evil = "https://evil.example.net/phish";
-    let body = json!({ "return_url": RETURN_URL, "flow": {
+    let request = json!({ "return_url": RETURN_URL, "flow": {
         "type": "payment_method_update", "after_completion": { "type": "redirect", "return_url": evil } } });
-    let response = post(&app, &token(project, "user_1"), body).await;
+    let response = post(&app, &token(project, "user_1"), request).await;
     assert_eq!(response.status(), 422);
     assert_eq!(
         body(response).await,
@@ -321,11 +321,11 @@ async fn rejects_an_after_completion_redirect_on_an_unlisted_origin(db: PgPool) 
 }
 
 /// One 422 case: the body sent, and the single item expected back.
-async fn assert_422(db: PgPool, body: Value, item: Value) {
+async fn assert_422(db: PgPool, request: Value, item: Value) {
     let app = TestApp::spawn(db).await;
     app.stripe_creates_sessions().await;
     let project = app.seed("user_1").await;
-    let response = post(&app, &token(project, "user_1"), body).await;
+    let response = post(&app, &token(project, "user_1"), request).await;
     assert_eq!(response.status(), 422);
     assert_eq!(body(response).await, json!({ "detail": [item] }));
     assert!(app.stripe_requests().await.is_empty(), "nothing reached Stripe");
@@ -462,8 +462,8 @@ async fn rejects_a_locale_stripe_does_not_offer(db: PgPool) {
 async fn reports_every_invalid_field_at_once(db: PgPool) {
     let app = TestApp::spawn(db).await;
     let project = app.seed("user_1").await;
-    let body = json!({ "flow": { "type": "nope" }, "locale": 7 });
-    let response = app.post_portal(Some(&token(project, "user_1")), "?test_mode=perhaps", body).await;
+    let request = json!({ "flow": { "type": "nope" }, "locale": 7 });
+    let response = app.post_portal(Some(&token(project, "user_1")), "?test_mode=perhaps", request).await;
     assert_eq!(response.status(), 422);
     let items = body(response).await["detail"].as_array().expect("a list").clone();
     let locs: Vec<&Value> = items.iter().map(|item| &item["loc"]).collect();
