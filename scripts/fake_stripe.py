@@ -3,7 +3,9 @@
 
 POST /v1/billing_portal/sessions answers like Stripe (form-encoded in, JSON out, errors
 in Stripe's shape); the session URL points back here, at a page that links to the
-return_url. Standard library only. Usage: fake_stripe.py [--port 12111]
+return_url and names the flow asked for. GET /v1/subscriptions/sub_demo... answers a
+subscription of the demo customer (cus_demo); other IDs do not exist. Standard library
+only. Usage: fake_stripe.py [--port 12111]
 """
 import argparse
 import html
@@ -45,7 +47,8 @@ class FakeStripe(BaseHTTPRequestHandler):
                                f"No such customer: '{customer}'", "customer")
         session = "bps_" + secrets.token_hex(8)
         host, port = self.server.server_address[:2]
-        url = f"http://{host}:{port}/p/session/{session}?" + urlencode({"return_url": form.get("return_url", "")})
+        url = f"http://{host}:{port}/p/session/{session}?" + urlencode(
+            {"return_url": form.get("return_url", ""), "flow": form.get("flow_data[type]", "")})
         self._json(200, {
             "id": session, "object": "billing_portal.session", "customer": customer,
             "livemode": key.startswith(("sk_live_", "rk_live_")), "return_url": form.get("return_url"),
@@ -54,11 +57,21 @@ class FakeStripe(BaseHTTPRequestHandler):
 
     def do_GET(self):
         parsed = urlparse(self.path)
+        if parsed.path.startswith("/v1/subscriptions/"):
+            sub = parsed.path.removeprefix("/v1/subscriptions/")
+            if not sub.startswith("sub_demo"):
+                return self._error(404, "invalid_request_error", "resource_missing",
+                                   f"No such subscription: '{sub}'", "id")
+            return self._json(200, {"id": sub, "object": "subscription", "customer": "cus_demo",
+                                    "status": "active"})
         if not parsed.path.startswith("/p/session/"):
             return self._error(404, "invalid_request_error", "resource_missing", "Unrecognized request URL")
-        back = html.escape(parse_qs(parsed.query).get("return_url", ["/"])[-1], quote=True)
+        query = parse_qs(parsed.query)
+        back = html.escape(query.get("return_url", ["/"])[-1], quote=True)
+        flow = html.escape(query.get("flow", [""])[-1] or "home page")
         page = (f"<!doctype html><title>Billing portal (fake)</title><h1>Billing portal</h1>"
-                f"<p>This is the fake Stripe portal.</p><a id=return href=\"{back}\">Return to the app</a>")
+                f"<p>This is the fake Stripe portal, opened on: <span id=flow>{flow}</span>.</p>"
+                f"<a id=return href=\"{back}\">Return to the app</a>")
         data = page.encode()
         self.send_response(200)
         self.send_header("Content-Type", "text/html; charset=utf-8")
