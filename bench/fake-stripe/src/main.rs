@@ -13,7 +13,9 @@ use std::{
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::{Method, Request, Response, StatusCode, body::Incoming, server::conn::http1, service::service_fn};
+use hyper::{
+    Method, Request, Response, StatusCode, body::Incoming, server::conn::http1, service::service_fn,
+};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
@@ -91,7 +93,9 @@ async fn answer(request: Request<Incoming>, latency: Duration) -> Result<Respons
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|key| ["sk_test_", "sk_live_", "rk_test_", "rk_live_"].iter().any(|p| key.starts_with(p)));
+        .is_some_and(|key| {
+            ["sk_test_", "sk_live_", "rk_test_", "rk_live_"].iter().any(|p| key.starts_with(p))
+        });
     if !has_key {
         return Ok(error(StatusCode::UNAUTHORIZED, "api_key_invalid", None, "Invalid API Key provided"));
     }
@@ -128,7 +132,9 @@ fn error(status: StatusCode, code: &str, param: Option<&str>, message: &str) -> 
     let param = param.map(|p| format!(r#","param":"{p}""#)).unwrap_or_default();
     json(
         status,
-        format!(r#"{{"error":{{"type":"invalid_request_error","code":"{code}"{param},"message":"{message}"}}}}"#),
+        format!(
+            r#"{{"error":{{"type":"invalid_request_error","code":"{code}"{param},"message":"{message}"}}}}"#
+        ),
     )
 }
 
