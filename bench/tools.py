@@ -3,12 +3,14 @@
 
 tokens SECRET COUNT PROJECTS USERS   print COUNT distinct HS256 tokens, one a line, for
                                      random (project, user) pairs that the seed created
-wait-ready URL TIMEOUT_S             poll URL every millisecond until it answers 200;
-                                     print the wall clock then, in nanoseconds
+breakdown FOLDED                     share of the service's CPU samples per part (JWT,
+                                     database, Stripe client, logging, framework...) in
+                                     perf's folded stacks, as bench/run --flamegraph saves
 splice FILE PART                     put PART's text between FILE's two markers, keeping
                                      the hand-written analysis around them
 """
 import base64
+import collections
 import hashlib
 import hmac
 import json
@@ -16,8 +18,6 @@ import pathlib
 import random
 import sys
 import time
-import urllib.error
-import urllib.request
 
 
 def b64(data: bytes) -> str:
@@ -47,18 +47,36 @@ def tokens(secret: str, count: int, projects: int, users: int) -> None:
     print("\n".join(out))
 
 
-def wait_ready(url: str, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=1) as response:
-                if response.status == 200:
-                    print(time.time_ns())
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.001)
-    sys.exit(f"error: {url} did not answer 200 within {timeout_s}s")
+# The first rule whose frames appear anywhere in a stack claims its sample, so a
+# syscall made by the Stripe client counts as the Stripe client's.
+PARTS = [
+    ("JWT (jsonwebtoken)", ["jsonwebtoken::", "customer_portal::auth::"]),
+    ("logging (tracing, fmt to stderr)", ["tracing_subscriber::", "tracing_core::", "tracing::span"]),
+    ("metrics (prometheus-client)", ["prometheus_client::", "customer_portal::metrics"]),
+    ("Stripe client (reqwest, hyper client)", ["reqwest::", "hyper_util::client", "hyper::client",
+                                                "customer_portal::stripe::"]),
+    ("database (sqlx)", ["sqlx_core::", "sqlx_postgres::", "customer_portal::lookup"]),
+    ("key decryption (AES-GCM)", ["aes_gcm::", "customer_portal::secrets"]),
+    ("framework (axum, hyper server, tower)", ["axum::", "hyper::", "tower::", "tower_http::"]),
+    ("tokio scheduler, epoll, idle", ["tokio::"]),
+]
+
+
+def breakdown(path: str) -> None:
+    shares = collections.Counter()
+    in_kernel = collections.Counter()
+    for line in open(path):
+        stack, count = line.rsplit(" ", 1)
+        frames = stack.split(";")
+        part = next((name for name, keys in PARTS if any(k in f for f in frames for k in keys)), "other")
+        shares[part] += int(count)
+        if "entry_SYSCALL_64_after_hwframe" in frames:
+            in_kernel[part] += int(count)
+    total = sum(shares.values())
+    print("| part | share of service CPU | of which in system calls |")
+    print("| --- | --- | --- |")
+    for part, count in shares.most_common():
+        print(f"| {part} | {100 * count / total:.1f}% | {100 * in_kernel[part] / total:.1f}% |")
 
 
 BEGIN = "<!-- bench/run writes from here -->"
@@ -79,8 +97,8 @@ if __name__ == "__main__":
     command, *args = sys.argv[1:] or ["help"]
     if command == "tokens" and len(args) == 4:
         tokens(args[0], *map(int, args[1:]))
-    elif command == "wait-ready" and len(args) == 2:
-        wait_ready(args[0], float(args[1]))
+    elif command == "breakdown" and len(args) == 1:
+        breakdown(args[0])
     elif command == "splice" and len(args) == 2:
         splice(*args)
     else:
