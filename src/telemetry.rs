@@ -60,7 +60,17 @@ fn make_span(request: &Request<Body>) -> Span {
     // The route template, not the URI: paths and queries are the caller's to fill.
     let route = request.extensions().get::<MatchedPath>().map_or("(unmatched)", MatchedPath::as_str);
     let request_id = request.extensions().get::<RequestId>().and_then(|id| id.header_value().to_str().ok());
-    tracing::info_span!("request", method = %request.method(), route, request_id, status = Empty)
+    // The handler records what it did here, so a request is one log line, not two.
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        route,
+        request_id,
+        status = Empty,
+        livemode = Empty,
+        flow = Empty,
+        stripe_session = Empty
+    )
 }
 
 fn on_response(response: &Response<Body>, latency: Duration, span: &Span) {

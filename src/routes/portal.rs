@@ -198,7 +198,10 @@ pub async fn create_session(
     let session = state.stripe.create_portal_session(&key, &session_request).await;
     state.metrics.observe_stripe("create_session", &session, started.elapsed());
     let session = session?;
-    tracing::info!(stripe_session = %session.id, livemode, flow = flow.map(|f| f.kind.name()), "portal session created");
+    let span = tracing::Span::current();
+    span.record("livemode", livemode);
+    span.record("flow", flow.map(|f| f.kind.name()));
+    span.record("stripe_session", session.id.as_str());
 
     let mut response = (StatusCode::OK, Json(PortalResponse { portal_url: session.url })).into_response();
     // The URL is a bearer credential for the customer's billing: no cache may keep it.
