@@ -16,18 +16,19 @@ pub struct ValidationIssue {
     pub loc: Vec<Value>,
     pub msg: String,
     /// The offending input, as sent.
-    pub input: Value,
+    // Boxed: an echoed body can be large, and issues travel in `Result`s.
+    pub input: Box<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ctx: Option<Box<Value>>,
 }
 
 impl ValidationIssue {
     pub fn missing(loc: Vec<Value>, input: Value) -> Self {
-        Self { kind: "missing", loc, msg: "Field required".into(), input, ctx: None }
+        Self { kind: "missing", loc, msg: "Field required".into(), input: Box::new(input), ctx: None }
     }
 
     pub fn string_type(loc: Vec<Value>, input: Value) -> Self {
-        Self { kind: "string_type", loc, msg: "Input should be a valid string".into(), input, ctx: None }
+        Self { kind: "string_type", loc, msg: "Input should be a valid string".into(), input: Box::new(input), ctx: None }
     }
 
     pub fn string_too_short(loc: Vec<Value>, input: Value, min_length: usize) -> Self {
@@ -36,7 +37,7 @@ impl ValidationIssue {
             kind: "string_too_short",
             loc,
             msg: format!("String should have at least {min_length} {unit}"),
-            input,
+            input: Box::new(input),
             ctx: Some(Box::new(json!({ "min_length": min_length }))),
         }
     }
@@ -47,7 +48,7 @@ impl ValidationIssue {
             kind: "value_error",
             loc,
             msg: format!("Value error, {message}"),
-            input,
+            input: Box::new(input),
             ctx: Some(Box::new(json!({ "error": {} }))),
         }
     }
@@ -57,7 +58,7 @@ impl ValidationIssue {
             kind: "model_attributes_type",
             loc,
             msg: "Input should be a valid dictionary or object to extract fields from".into(),
-            input,
+            input: Box::new(input),
             ctx: None,
         }
     }
@@ -67,7 +68,7 @@ impl ValidationIssue {
             kind: "string_too_long",
             loc,
             msg: format!("String should have at most {max_length} characters"),
-            input,
+            input: Box::new(input),
             ctx: Some(Box::new(json!({ "max_length": max_length }))),
         }
     }
@@ -77,7 +78,7 @@ impl ValidationIssue {
             kind: "string_pattern_mismatch",
             loc,
             msg: format!("String should match pattern '{pattern}'"),
-            input,
+            input: Box::new(input),
             ctx: Some(Box::new(json!({ "pattern": pattern }))),
         }
     }
@@ -94,7 +95,7 @@ impl ValidationIssue {
             kind: "literal_error",
             loc,
             msg: format!("Input should be {expected}"),
-            input,
+            input: Box::new(input),
             ctx: Some(Box::new(json!({ "expected": expected }))),
         }
     }
@@ -105,7 +106,7 @@ impl ValidationIssue {
             kind: "union_tag_not_found",
             loc,
             msg: format!("Unable to extract tag using discriminator '{discriminator}'"),
-            input,
+            input: Box::new(input),
             ctx: Some(Box::new(json!({ "discriminator": format!("'{discriminator}'") }))),
         }
     }
@@ -125,7 +126,7 @@ impl ValidationIssue {
             msg: format!(
                 "Input tag '{tag}' found using '{discriminator}' does not match any of the expected tags: {expected_tags}"
             ),
-            input,
+            input: Box::new(input),
             ctx: Some(Box::new(json!({
                 "discriminator": format!("'{discriminator}'"),
                 "tag": tag,
@@ -139,7 +140,7 @@ impl ValidationIssue {
             kind: "bool_parsing",
             loc,
             msg: "Input should be a valid boolean, unable to interpret input".into(),
-            input: json!(input),
+            input: Box::new(json!(input)),
             ctx: None,
         }
     }
@@ -151,7 +152,7 @@ impl ValidationIssue {
             kind: "json_invalid",
             loc: vec![json!("body"), json!(pos)],
             msg: "JSON decode error".into(),
-            input: json!({}),
+            input: Box::new(json!({})),
             ctx: Some(Box::new(json!({ "error": error }))),
         }
     }
