@@ -28,7 +28,13 @@ impl ValidationIssue {
     }
 
     pub fn string_type(loc: Vec<Value>, input: Value) -> Self {
-        Self { kind: "string_type", loc, msg: "Input should be a valid string".into(), input: Box::new(input), ctx: None }
+        Self {
+            kind: "string_type",
+            loc,
+            msg: "Input should be a valid string".into(),
+            input: Box::new(input),
+            ctx: None,
+        }
     }
 
     pub fn string_too_short(loc: Vec<Value>, input: Value, min_length: usize) -> Self {
