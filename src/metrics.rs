@@ -27,7 +27,7 @@ const LATENCY_BUCKETS: [f64; 14] =
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
-    method: String,
+    method: &'static str,
     /// The route template, never the raw path: callers must not create label values.
     route: String,
     status: u16,
@@ -35,7 +35,7 @@ struct RequestLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabels {
-    method: String,
+    method: &'static str,
     route: String,
 }
 
@@ -108,18 +108,18 @@ impl Metrics {
     fn observe_request(&self, method: &Method, route: &str, status: u16, elapsed: Duration) {
         // Only standard methods become label values, so no caller can grow the series.
         let method = match *method {
-            Method::GET
-            | Method::POST
-            | Method::PUT
-            | Method::PATCH
-            | Method::DELETE
-            | Method::HEAD
-            | Method::OPTIONS => method.as_str().to_owned(),
-            _ => "other".to_owned(),
+            Method::GET => "GET",
+            Method::POST => "POST",
+            Method::PUT => "PUT",
+            Method::PATCH => "PATCH",
+            Method::DELETE => "DELETE",
+            Method::HEAD => "HEAD",
+            Method::OPTIONS => "OPTIONS",
+            _ => "other",
         };
         let route = route.to_owned();
         self.request_duration
-            .get_or_create(&RouteLabels { method: method.clone(), route: route.clone() })
+            .get_or_create(&RouteLabels { method, route: route.clone() })
             .observe(elapsed.as_secs_f64());
         self.requests.get_or_create(&RequestLabels { method, route, status }).inc();
     }
