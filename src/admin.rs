@@ -140,8 +140,9 @@ pub enum AdminError {
     Refused(String),
     #[error("database: {0}")]
     Database(sqlx::Error),
-    #[error("cannot read the key from stdin: {0}")]
-    Stdin(#[from] std::io::Error),
+    /// Reading a key from stdin or writing the answer failed.
+    #[error("terminal I/O: {0}")]
+    Io(#[from] std::io::Error),
 }
 
 impl From<sqlx::Error> for AdminError {
