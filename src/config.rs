@@ -37,6 +37,8 @@ pub struct DatabaseConfig {
     pub connect_options: PgConnectOptions,
     pub max_connections: u32,
     pub acquire_timeout: Duration,
+    /// How long a portal lookup query may run before its requests get a 503.
+    pub query_timeout: Duration,
 }
 
 /// By hand, because `PgConnectOptions`' own Debug prints the password.
@@ -49,6 +51,7 @@ impl std::fmt::Debug for DatabaseConfig {
             .field("database", &o.get_database())
             .field("max_connections", &self.max_connections)
             .field("acquire_timeout", &self.acquire_timeout)
+            .field("query_timeout", &self.query_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -227,6 +230,7 @@ fn database_config<'a>(get: &impl Fn(&str) -> Option<&'a str>) -> Result<Databas
         max_connections: parse_or(get("DATABASE_MAX_CONNECTIONS"), "DATABASE_MAX_CONNECTIONS", Some(10))
             .and_then(|n: u32| positive("DATABASE_MAX_CONNECTIONS", n))?,
         acquire_timeout: millis(get("DATABASE_ACQUIRE_TIMEOUT_MS"), "DATABASE_ACQUIRE_TIMEOUT_MS", 1_500)?,
+        query_timeout: millis(get("DATABASE_QUERY_TIMEOUT_MS"), "DATABASE_QUERY_TIMEOUT_MS", 2_000)?,
     })
 }
 

@@ -12,15 +12,26 @@ use crate::config::DatabaseConfig;
 pub static MIGRATOR: Migrator = sqlx::migrate!();
 
 /// A pool that connects on first use, so the service can start before the database.
+/// PostgreSQL itself cancels any statement running longer than the query timeout, so a
+/// query stuck behind a lock frees its backend and its connection (migrations lift it).
 pub fn pool(config: &DatabaseConfig) -> PgPool {
+    let statement_timeout = format!("{}ms", config.query_timeout.as_millis());
     PgPoolOptions::new()
         .max_connections(config.max_connections)
         .acquire_timeout(config.acquire_timeout)
-        .connect_lazy_with(config.connect_options.clone())
+        .connect_lazy_with(config.connect_options.clone().options([("statement_timeout", statement_timeout)]))
 }
 
-/// What one portal request needs, read in one round trip: the project's key for the
-/// mode and the user's customer in that mode. `None` when the project does not exist.
+/// Whose portal a request opens: the token's project and user, and the mode.
+#[derive(Clone, Debug)]
+pub struct PortalKey {
+    pub project_id: Uuid,
+    pub user_id: String,
+    pub livemode: bool,
+}
+
+/// What one portal request needs: the project's key and settings for the mode and the
+/// user's customer in that mode.
 #[derive(Debug)]
 pub struct PortalTarget {
     pub secret_key: Option<String>,
@@ -31,31 +42,50 @@ pub struct PortalTarget {
     pub default_locale: Option<String>,
 }
 
-pub async fn find_portal_target(
+/// The targets of many requests in one statement, in the order of `keys`; `None` where
+/// the project does not exist.
+pub async fn find_portal_targets(
     db: impl PgExecutor<'_>,
-    project_id: Uuid,
-    user_id: &str,
-    livemode: bool,
-) -> sqlx::Result<Option<PortalTarget>> {
-    sqlx::query_as!(
-        PortalTarget,
+    keys: &[PortalKey],
+) -> sqlx::Result<Vec<Option<PortalTarget>>> {
+    let project_ids: Vec<Uuid> = keys.iter().map(|k| k.project_id).collect();
+    let user_ids: Vec<&str> = keys.iter().map(|k| k.user_id.as_str()).collect();
+    let livemodes: Vec<bool> = keys.iter().map(|k| k.livemode).collect();
+    let rows = sqlx::query!(
         r#"
-        SELECT CASE WHEN $3 THEN p.stripe_live_secret_key ELSE p.stripe_test_secret_key END AS secret_key,
+        SELECT k.position AS "position!",
+               CASE WHEN k.livemode THEN p.stripe_live_secret_key ELSE p.stripe_test_secret_key END AS secret_key,
                c.stripe_customer_id AS "customer_id?",
                p.return_url_allowed_origins AS allowed_origins,
-               CASE WHEN $3 THEN p.stripe_live_portal_configuration
+               CASE WHEN k.livemode THEN p.stripe_live_portal_configuration
                     ELSE p.stripe_test_portal_configuration END AS configuration,
                p.portal_default_locale AS default_locale
-        FROM projects p
-        LEFT JOIN stripe_customers c ON c.project_id = p.id AND c.user_id = $2 AND c.livemode = $3
-        WHERE p.id = $1
+        FROM unnest($1::uuid[], $2::text[], $3::bool[]) WITH ORDINALITY AS k(project_id, user_id, livemode, position)
+        JOIN projects p ON p.id = k.project_id
+        LEFT JOIN stripe_customers c
+               ON c.project_id = k.project_id AND c.user_id = k.user_id AND c.livemode = k.livemode
         "#,
-        project_id,
-        user_id,
-        livemode,
+        &project_ids as &[Uuid],
+        &user_ids as &[&str],
+        &livemodes as &[bool],
     )
-    .fetch_optional(db)
-    .await
+    .fetch_all(db)
+    .await?;
+    let mut targets: Vec<Option<PortalTarget>> = keys.iter().map(|_| None).collect();
+    for row in rows {
+        // WITH ORDINALITY counts from 1.
+        let slot = usize::try_from(row.position - 1).ok().and_then(|i| targets.get_mut(i));
+        if let Some(slot) = slot {
+            *slot = Some(PortalTarget {
+                secret_key: row.secret_key,
+                customer_id: row.customer_id,
+                allowed_origins: row.allowed_origins,
+                configuration: row.configuration,
+                default_locale: row.default_locale,
+            });
+        }
+    }
+    Ok(targets)
 }
 
 /// True when the database answers a trivial query within `within`.
@@ -69,7 +99,7 @@ pub async fn is_ready(db: impl PgExecutor<'_>, within: Duration) -> bool {
 pub async fn migrate_when_ready(db: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
     let mut delay = Duration::from_millis(250);
     loop {
-        match MIGRATOR.run(db).await {
+        match migrate(db).await {
             Ok(()) => return Ok(()),
             Err(sqlx::migrate::MigrateError::Execute(e)) if is_unavailable(&e) => {
                 tracing::warn!(error = %e, retry_in = ?delay, "database not reachable yet; waiting");
@@ -79,6 +109,16 @@ pub async fn migrate_when_ready(db: &PgPool) -> Result<(), sqlx::migrate::Migrat
             Err(e) => return Err(e),
         }
     }
+}
+
+/// Migrations may take longer than the pool's statement timeout allows a query: they run
+/// with it lifted on their connection, restored before the connection goes back.
+async fn migrate(db: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
+    let mut connection = db.acquire().await?;
+    sqlx::query("SET statement_timeout = 0").execute(&mut *connection).await?;
+    MIGRATOR.run_direct(&mut *connection).await?;
+    sqlx::query("RESET statement_timeout").execute(&mut *connection).await?;
+    Ok(())
 }
 
 /// Errors that mean "the database is not there right now", as opposed to a bad query.

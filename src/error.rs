@@ -50,7 +50,7 @@ pub enum ApiError {
     #[error("stripe: {0}")]
     Stripe(#[from] StripeError),
     #[error("database unavailable: {0}")]
-    DatabaseUnavailable(#[source] sqlx::Error),
+    DatabaseUnavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -58,7 +58,7 @@ pub enum ApiError {
 impl From<sqlx::Error> for ApiError {
     fn from(err: sqlx::Error) -> Self {
         if crate::db::is_unavailable(&err) {
-            ApiError::DatabaseUnavailable(err)
+            ApiError::DatabaseUnavailable(err.to_string())
         } else {
             ApiError::Internal(format!("database: {err}"))
         }

@@ -8,6 +8,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod jwks;
+pub mod lookup;
 pub mod metrics;
 pub mod rate_limit;
 pub mod routes;
@@ -32,8 +33,8 @@ use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::{
-    auth::Authenticator, config::Config, error::ApiError, metrics::Metrics, rate_limit::RateLimits,
-    stripe::StripeClient,
+    auth::Authenticator, config::Config, error::ApiError, lookup::Lookups, metrics::Metrics,
+    rate_limit::RateLimits, stripe::StripeClient,
 };
 
 /// What every request can reach: cheap handles, cloned per request.
@@ -41,6 +42,7 @@ use crate::{
 pub struct AppState {
     pub config: Arc<Config>,
     pub db: PgPool,
+    pub lookups: Lookups,
     pub auth: Arc<Authenticator>,
     pub stripe: StripeClient,
     pub rate_limits: Arc<RateLimits>,
@@ -63,8 +65,14 @@ pub enum StartupError {
 }
 
 impl AppState {
+    /// Must be called within a Tokio runtime: it starts the lookup loaders.
     pub fn new(config: Config, db: PgPool) -> Result<Self, StartupError> {
+        // Loaders take at most half the pool, so readiness checks always find a connection.
+        let loaders = usize::try_from(config.database.max_connections / 2).unwrap_or(1);
+        let lookups =
+            Lookups::start(db.clone(), loaders, config.database.query_timeout, config.max_in_flight);
         Ok(Self {
+            lookups,
             auth: Arc::new(Authenticator::new(&config.jwt)?),
             stripe: StripeClient::new(&config.stripe)?,
             rate_limits: Arc::new(RateLimits::new(config.rate_limit_per_user, config.rate_limit_per_project)),

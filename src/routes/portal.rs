@@ -19,7 +19,6 @@ use crate::{
     AppState,
     auth::EndUser,
     config::Origin,
-    db,
     error::ApiError,
     routes::openapi::{ErrorBody, ValidationErrorBody},
     secrets,
@@ -148,7 +147,9 @@ pub async fn create_session(
 ) -> Result<Response, ApiError> {
     state.rate_limits.check(&user).map_err(|retry_after| ApiError::RateLimited { retry_after })?;
     let livemode = !request.test_mode;
-    let target = db::find_portal_target(&state.db, user.project_id, &user.user_id, livemode)
+    let target = state
+        .lookups
+        .find(user.project_id, &user.user_id, livemode)
         .await?
         .ok_or(ApiError::ProjectNotFound)?;
     let key = target

@@ -12,6 +12,7 @@ mod flows;
 mod fuzz;
 mod keys;
 mod logs;
+mod lookups;
 mod metrics;
 mod openapi;
 mod portal;

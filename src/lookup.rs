@@ -1,0 +1,165 @@
+//! Portal lookups, batched: the requests waiting at one moment are answered by one
+//! query on one connection, which a busy loader keeps until the queue is empty.
+//!
+//! Why not one pooled query per request: sqlx pings a connection when it is taken from
+//! the pool and again when it goes back, so each request cost PostgreSQL three round
+//! trips for one statement. Here a loader pays those pings once per busy spell and one
+//! query per batch, however many requests are in it. With no queue there is no waiting:
+//! a lone request is a batch of one, sent at once.
+//!
+//! Every batch runs under `DATABASE_QUERY_TIMEOUT_MS`: PostgreSQL cancels a statement
+//! that outlasts it (a lock held by a migration, say), and a connection whose database
+//! stops answering altogether is dropped rather than returned to the pool. Either way
+//! each waiting request gets a 503 in bounded time, never a hang, and no pool slot or
+//! server backend is left behind.
+
+use std::{sync::Arc, time::Duration};
+
+use sqlx::PgPool;
+use tokio::sync::{Mutex, mpsc, oneshot};
+use uuid::Uuid;
+
+use crate::{
+    db::{self, PortalKey, PortalTarget},
+    error::ApiError,
+};
+
+/// The most requests one query answers; more wait for the next batch.
+const MAX_BATCH: usize = 128;
+
+/// How long after the statement timeout a silent database is given up on.
+const CANCEL_GRACE: Duration = Duration::from_millis(500);
+
+type Answer = Result<Option<PortalTarget>, ApiError>;
+
+struct Waiting {
+    key: PortalKey,
+    answer: oneshot::Sender<Answer>,
+}
+
+/// The queue of lookups, and the loaders answering it. Cheap to clone; the loaders stop
+/// when the last clone is dropped.
+#[derive(Clone)]
+pub struct Lookups {
+    queue: mpsc::Sender<Waiting>,
+}
+
+impl Lookups {
+    /// Starts `loaders` tasks, each holding at most one of `pool`'s connections.
+    /// Must be called within a Tokio runtime.
+    pub fn start(pool: PgPool, loaders: usize, query_timeout: Duration, capacity: usize) -> Self {
+        let (queue, waiting) = mpsc::channel(capacity.max(1));
+        let waiting = Arc::new(Mutex::new(waiting));
+        for _ in 0..loaders.max(1) {
+            tokio::spawn(load(pool.clone(), waiting.clone(), query_timeout));
+        }
+        Self { queue }
+    }
+
+    /// The project's key and settings and the user's customer for the mode; `None` when
+    /// the project does not exist.
+    pub async fn find(&self, project_id: Uuid, user_id: &str, livemode: bool) -> Answer {
+        let (answer, answered) = oneshot::channel();
+        let key = PortalKey { project_id, user_id: user_id.to_owned(), livemode };
+        let stopped = || ApiError::Internal("the lookup loaders have stopped".into());
+        self.queue.send(Waiting { key, answer }).await.map_err(|_| stopped())?;
+        answered.await.map_err(|_| stopped())?
+    }
+}
+
+/// One loader: waits for work with no connection, then answers batches on one
+/// connection for as long as requests keep coming.
+async fn load(pool: PgPool, waiting: Arc<Mutex<mpsc::Receiver<Waiting>>>, query_timeout: Duration) {
+    // PostgreSQL cancels the statement at `query_timeout` (see `db::pool`); this later
+    // deadline is for a database that does not answer at all.
+    let deadline = query_timeout + CANCEL_GRACE;
+    while let Some(mut batch) = next_batch(&waiting).await {
+        let mut connection = match pool.acquire().await {
+            Ok(connection) => connection,
+            Err(e) => {
+                fail(batch, &e);
+                continue;
+            }
+        };
+        loop {
+            let keys: Vec<PortalKey> = batch.iter().map(|w| w.key.clone()).collect();
+            let found =
+                tokio::time::timeout(deadline, db::find_portal_targets(&mut *connection, &keys)).await;
+            match found {
+                Ok(Ok(targets)) => {
+                    for (waiting, target) in batch.into_iter().zip(targets) {
+                        // The requester may have gone (client hung up); nothing to do then.
+                        let _ = waiting.answer.send(Ok(target));
+                    }
+                }
+                Ok(Err(e)) => {
+                    fail(batch, &e);
+                    // The server refusing or cancelling a statement leaves the connection
+                    // sound; a broken socket does not.
+                    if !matches!(e, sqlx::Error::Database(_)) {
+                        drop(connection.detach());
+                    }
+                    break;
+                }
+                Err(_) => {
+                    let e = sqlx::Error::Io(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("lookup query did not finish within {deadline:?}"),
+                    ));
+                    fail(batch, &e);
+                    // Mid-query, the connection's state is unknown. Returned to the pool,
+                    // it would be pinged, and a stalled socket would hold its slot for
+                    // good: drop the socket and free the slot now instead.
+                    drop(connection.detach());
+                    break;
+                }
+            }
+            match ready_batch(&waiting) {
+                Some(next) => batch = next,
+                // Nothing waiting: the connection goes back to the pool.
+                None => break,
+            }
+        }
+    }
+}
+
+/// Waits for a first request, then takes whatever else is already queued.
+async fn next_batch(waiting: &Mutex<mpsc::Receiver<Waiting>>) -> Option<Vec<Waiting>> {
+    let mut queue = waiting.lock().await;
+    let first = queue.recv().await?;
+    let mut batch = vec![first];
+    fill(&mut queue, &mut batch);
+    Some(batch)
+}
+
+/// The requests queued right now, if any and if no idle loader is already waiting for
+/// them (that loader holding the queue means it is empty).
+fn ready_batch(waiting: &Mutex<mpsc::Receiver<Waiting>>) -> Option<Vec<Waiting>> {
+    let mut queue = waiting.try_lock().ok()?;
+    let mut batch = Vec::new();
+    fill(&mut queue, &mut batch);
+    (!batch.is_empty()).then_some(batch)
+}
+
+fn fill(queue: &mut mpsc::Receiver<Waiting>, batch: &mut Vec<Waiting>) {
+    while batch.len() < MAX_BATCH {
+        match queue.try_recv() {
+            Ok(waiting) => batch.push(waiting),
+            Err(_) => break,
+        }
+    }
+}
+
+/// Every request of a failed batch gets the same answer: 503 when the database is
+/// unreachable, else 500; the cause is logged once per request, by `ApiError`.
+fn fail(batch: Vec<Waiting>, e: &sqlx::Error) {
+    let unavailable = db::is_unavailable(e);
+    for waiting in batch {
+        let error = if unavailable {
+            ApiError::DatabaseUnavailable(e.to_string())
+        } else {
+            ApiError::Internal(format!("database: {e}"))
+        };
+        let _ = waiting.answer.send(Err(error));
+    }
+}
