@@ -107,7 +107,9 @@ pub async fn serve(
     grace: Duration,
 ) -> std::io::Result<()> {
     let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+    // As a make-service, each connection shares the router; served directly, axum would
+    // deep-copy every route for every connection (14 KiB each; bench/RESULTS.md).
+    let server = axum::serve(listener, app.into_make_service()).with_graceful_shutdown(async move {
         shutdown.await;
         tracing::info!(?grace, "shutting down: no new connections, finishing in-flight requests");
         let _ = stopping_tx.send(true);
