@@ -39,6 +39,8 @@ pub struct DatabaseConfig {
     pub acquire_timeout: Duration,
     /// How long a portal lookup query may run before its requests get a 503.
     pub query_timeout: Duration,
+    /// Connections that answer portal lookups, each one batch at a time.
+    pub lookup_connections: usize,
 }
 
 /// By hand, because `PgConnectOptions`' own Debug prints the password.
@@ -52,6 +54,7 @@ impl std::fmt::Debug for DatabaseConfig {
             .field("max_connections", &self.max_connections)
             .field("acquire_timeout", &self.acquire_timeout)
             .field("query_timeout", &self.query_timeout)
+            .field("lookup_connections", &self.lookup_connections)
             .finish_non_exhaustive()
     }
 }
@@ -225,10 +228,24 @@ fn database_config<'a>(get: &impl Fn(&str) -> Option<&'a str>) -> Result<Databas
         .filter(|url| url.starts_with("postgres://") || url.starts_with("postgresql://"))
         .and_then(|url| PgConnectOptions::from_str(url).ok())
         .ok_or_else(|| bad("DATABASE_URL", "is not a valid postgres:// URL"))?;
+    let max_connections = parse_or(get("DATABASE_MAX_CONNECTIONS"), "DATABASE_MAX_CONNECTIONS", Some(10))
+        .and_then(|n: u32| positive("DATABASE_MAX_CONNECTIONS", n))?;
+    let lookup_connections = parse_or(
+        get("DATABASE_LOOKUP_CONNECTIONS"),
+        "DATABASE_LOOKUP_CONNECTIONS",
+        Some(2_usize.min(max_connections as usize)),
+    )
+    .and_then(|n| positive("DATABASE_LOOKUP_CONNECTIONS", n))?;
+    if lookup_connections > max_connections as usize {
+        return Err(bad(
+            "DATABASE_LOOKUP_CONNECTIONS",
+            format!("must be at most DATABASE_MAX_CONNECTIONS ({max_connections})"),
+        ));
+    }
     Ok(DatabaseConfig {
         connect_options,
-        max_connections: parse_or(get("DATABASE_MAX_CONNECTIONS"), "DATABASE_MAX_CONNECTIONS", Some(10))
-            .and_then(|n: u32| positive("DATABASE_MAX_CONNECTIONS", n))?,
+        max_connections,
+        lookup_connections,
         acquire_timeout: millis(get("DATABASE_ACQUIRE_TIMEOUT_MS"), "DATABASE_ACQUIRE_TIMEOUT_MS", 1_500)?,
         query_timeout: millis(get("DATABASE_QUERY_TIMEOUT_MS"), "DATABASE_QUERY_TIMEOUT_MS", 2_000)?,
     })

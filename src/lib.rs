@@ -67,10 +67,13 @@ pub enum StartupError {
 impl AppState {
     /// Must be called within a Tokio runtime: it starts the lookup loaders.
     pub fn new(config: Config, db: PgPool) -> Result<Self, StartupError> {
-        // Loaders take at most half the pool, so readiness checks always find a connection.
-        let loaders = usize::try_from(config.database.max_connections / 2).unwrap_or(1);
-        let lookups =
-            Lookups::start(db.clone(), loaders, config.database.query_timeout, config.max_in_flight);
+        let database = &config.database;
+        let lookups = Lookups::start(
+            db.clone(),
+            database.lookup_connections,
+            database.query_timeout,
+            config.max_in_flight,
+        );
         Ok(Self {
             lookups,
             auth: Arc::new(Authenticator::new(&config.jwt)?),

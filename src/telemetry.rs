@@ -2,7 +2,7 @@
 //! request ID). Nothing here records headers, bodies or query strings, so tokens, keys
 //! and portal URLs cannot reach a log line through it.
 
-use std::time::Duration;
+use std::{io::IsTerminal, time::Duration};
 
 use axum::{
     Router,
@@ -27,7 +27,9 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub fn init() -> Result<(), String> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let format = std::env::var("LOG_FORMAT").unwrap_or_default();
-    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colours for a person at a terminal only: in a file or a log shipper they are noise.
+    let ansi = std::io::stderr().is_terminal();
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr);
     let installed = match format.trim().to_ascii_lowercase().as_str() {
         "" | "text" => logs.try_init(),
         // The request span (method, route, request_id, status) rides along on every line.

@@ -53,6 +53,18 @@ async fn logs_never_contain_the_token_the_key_or_the_portal_url(db: PgPool) {
 }
 
 #[sqlx::test(migrator = "customer_portal::db::MIGRATOR")]
+async fn text_logs_written_to_a_file_carry_no_colour_codes(db: PgPool) {
+    let mut service = Service::start(&database_url_of(&db), &[]).await;
+    assert!(eventually(Duration::from_secs(20), || async { service.status("/readyz").await == 200 }).await);
+    service.signal("TERM");
+    assert_eq!(service.exit_code(Duration::from_secs(10)).await, Some(0));
+
+    let logs = service.log();
+    assert!(logs.contains("INFO customer_portal: listening"), "plain text: {logs}");
+    assert!(!logs.contains('\u{1b}'), "no escape codes: {logs}");
+}
+
+#[sqlx::test(migrator = "customer_portal::db::MIGRATOR")]
 async fn json_logs_carry_the_request_id_the_caller_sent(db: PgPool) {
     let mut service = Service::start(&database_url_of(&db), &[("LOG_FORMAT", "json")]).await;
     assert!(eventually(Duration::from_secs(20), || async { service.status("/readyz").await == 200 }).await);

@@ -16,8 +16,8 @@ use crate::support::*;
 
 #[sqlx::test(migrator = "customer_portal::db::MIGRATOR")]
 async fn concurrent_requests_each_get_their_own_key_and_customer(db: PgPool) {
-    // Two connections means one loader, so the requests queue up and share queries.
-    let app = TestApp::spawn_with(db, &[("DATABASE_MAX_CONNECTIONS", "2")]).await;
+    // One lookup connection, so the requests queue up and share queries.
+    let app = TestApp::spawn_with(db, &[("DATABASE_LOOKUP_CONNECTIONS", "1")]).await;
     app.stripe_creates_sessions().await;
     let mut expected = BTreeSet::new();
     let mut calls = Vec::new();
@@ -103,6 +103,7 @@ fn two_connection_pool(db: &PgPool, query_timeout_ms: u64) -> PgPool {
         max_connections: 2,
         acquire_timeout: Duration::from_millis(500),
         query_timeout: Duration::from_millis(query_timeout_ms),
+        lookup_connections: 1,
     })
 }
 
@@ -122,7 +123,8 @@ async fn backends_waiting_on_a_lock(db: &PgPool) -> i64 {
 
 #[sqlx::test(migrator = "customer_portal::db::MIGRATOR")]
 async fn portal_answers_503_when_a_lock_outlasts_the_query_timeout_and_leaves_no_backend_waiting(db: PgPool) {
-    let app = TestApp::spawn_with(two_connection_pool(&db, 300), &[("DATABASE_MAX_CONNECTIONS", "2")]).await;
+    let app =
+        TestApp::spawn_with(two_connection_pool(&db, 300), &[("DATABASE_LOOKUP_CONNECTIONS", "1")]).await;
     let project = app.seed("user_1").await;
     app.stripe_creates_sessions().await;
     let token = token(project, "user_1");
@@ -150,9 +152,11 @@ async fn portal_answers_503_when_the_database_stops_answering_mid_query(db: PgPo
         .max_connections(2)
         .acquire_timeout(Duration::from_millis(500))
         .connect_lazy_with((*db.connect_options()).clone());
-    let app =
-        TestApp::spawn_with(pool, &[("DATABASE_QUERY_TIMEOUT_MS", "300"), ("DATABASE_MAX_CONNECTIONS", "2")])
-            .await;
+    let app = TestApp::spawn_with(
+        pool,
+        &[("DATABASE_QUERY_TIMEOUT_MS", "300"), ("DATABASE_LOOKUP_CONNECTIONS", "1")],
+    )
+    .await;
     let project = app.seed("user_1").await;
     app.stripe_creates_sessions().await;
     let token = token(project, "user_1");
