@@ -4,6 +4,13 @@
 
 local pool = {}
 local thread_count = 0
+-- $BENCH_RAMP_MS: each connection sends its first request after a random pause of up
+-- to this long, as users' clicks arrive spread out rather than in one instant. wrk
+-- starts its latency clock after the pause, so the pause is never counted. The first
+-- $BENCH_RAMP_REQUESTS calls in a thread are its connections' first requests: wrk
+-- opens every connection before any answer can come back.
+local ramp_ms = tonumber(os.getenv("BENCH_RAMP_MS") or "0")
+local ramp_left = tonumber(os.getenv("BENCH_RAMP_REQUESTS") or "0")
 
 function setup(thread)
   thread_count = thread_count + 1
@@ -25,6 +32,17 @@ end
 
 function request()
   return pool[math.random(#pool)]
+end
+
+-- Only with a ramp: wrk then sets a timer before every request, which costs it CPU.
+if ramp_ms > 0 then
+  function delay()
+    if ramp_left <= 0 then
+      return 0
+    end
+    ramp_left = ramp_left - 1
+    return math.random(0, ramp_ms)
+  end
 end
 
 function done(summary, latency, requests)

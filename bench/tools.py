@@ -6,6 +6,9 @@ tokens SECRET COUNT PROJECTS USERS   print COUNT distinct HS256 tokens, one a li
 breakdown FOLDED                     share of the service's CPU samples per part (JWT,
                                      database, Stripe client, logging, framework...) in
                                      perf's folded stacks, as bench/run --flamegraph saves
+latency LOG                          the service's own latency percentiles from its
+                                     log (bench/run --log), per second of the run and
+                                     overall, to tell a cold start from a steady tail
 splice FILE PART                     put PART's text between FILE's two markers, keeping
                                      the hand-written analysis around them
 """
@@ -79,6 +82,38 @@ def breakdown(path: str) -> None:
         print(f"| {part} | {100 * count / total:.1f}% | {100 * in_kernel[part] / total:.1f}% |")
 
 
+def percentile(sorted_values: list, p: float) -> float:
+    return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * p / 100))]
+
+
+def latency(path: str) -> None:
+    from datetime import datetime
+
+    # Text log lines: `2026-11-29T23:41:07.123456Z  INFO request{...}: ... latency_ms=301.2`
+    seconds = collections.defaultdict(list)
+    first = None
+    for line in open(path, errors="replace"):
+        if "request finished" not in line or "/api/v1/payments/" not in line:
+            continue
+        at = datetime.fromisoformat(line.split(" ", 1)[0].replace("Z", "+00:00")).timestamp()
+        first = at if first is None else first
+        seconds[int(at - first)].append(float(line.rsplit("latency_ms=", 1)[1].split()[0]))
+    every = sorted(v for values in seconds.values() for v in values)
+    if not every:
+        sys.exit(f"{path}: no portal requests logged")
+    print("| second | requests | p50 ms | p99 ms | max ms |")
+    print("| --- | --- | --- | --- | --- |")
+    for second in sorted(seconds):
+        values = sorted(seconds[second])
+        print(f"| {second} | {len(values)} | {percentile(values, 50):.1f} | {percentile(values, 99):.1f} | {values[-1]:.1f} |")
+    steady = sorted(v for s, values in seconds.items() if s >= 2 for v in values)
+    print(f"\nall: {len(every)} requests, p50 {percentile(every, 50):.1f} ms, p90 {percentile(every, 90):.1f} ms, "
+          f"p99 {percentile(every, 99):.1f} ms, max {every[-1]:.1f} ms")
+    if steady:
+        print(f"from second 2 on: {len(steady)} requests, p50 {percentile(steady, 50):.1f} ms, "
+              f"p99 {percentile(steady, 99):.1f} ms, max {steady[-1]:.1f} ms")
+
+
 BEGIN = "<!-- bench/run writes from here -->"
 END = "<!-- bench/run writes up to here -->"
 
@@ -99,6 +134,8 @@ if __name__ == "__main__":
         tokens(args[0], *map(int, args[1:]))
     elif command == "breakdown" and len(args) == 1:
         breakdown(args[0])
+    elif command == "latency" and len(args) == 1:
+        latency(args[0])
     elif command == "splice" and len(args) == 2:
         splice(*args)
     else:

@@ -13,15 +13,14 @@ pub mod metrics;
 pub mod rate_limit;
 pub mod routes;
 pub mod secrets;
+pub mod server;
 pub mod stripe;
 pub mod telemetry;
 pub mod validation;
 
-use std::{
-    future::{Future, IntoFuture},
-    sync::Arc,
-    time::Duration,
-};
+pub use server::serve;
+
+use std::sync::Arc;
 
 use axum::{
     Router,
@@ -29,7 +28,6 @@ use axum::{
     response::IntoResponse,
 };
 use sqlx::PgPool;
-use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::{
@@ -99,33 +97,4 @@ pub fn app(state: AppState) -> Router {
         // A bug must cost one request a 500, never the process.
         .layer(CatchPanicLayer::custom(|_| ApiError::Internal("handler panicked".into()).into_response()))
         .with_state(state)
-}
-
-/// Serves `app` until `shutdown` resolves, then lets in-flight requests finish for at
-/// most `grace` before returning.
-pub async fn serve(
-    listener: TcpListener,
-    app: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-    grace: Duration,
-) -> std::io::Result<()> {
-    let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
-    // As a make-service, each connection shares the router; served directly, axum would
-    // deep-copy every route for every connection (14 KiB each; bench/RESULTS.md).
-    let server = axum::serve(listener, app.into_make_service()).with_graceful_shutdown(async move {
-        shutdown.await;
-        tracing::info!(?grace, "shutting down: no new connections, finishing in-flight requests");
-        let _ = stopping_tx.send(true);
-    });
-    let grace_over = async move {
-        let _ = stopping_rx.wait_for(|stopping| *stopping).await;
-        tokio::time::sleep(grace).await;
-    };
-    tokio::select! {
-        result = server.into_future() => result,
-        () = grace_over => {
-            tracing::warn!("grace period over; dropping the requests still in flight");
-            Ok(())
-        }
-    }
 }

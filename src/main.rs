@@ -10,9 +10,8 @@ use customer_portal::{
     app,
     auth::{self, EndUser},
     config::{AdminConfig, Config, JwtConfig},
-    db, secrets, serve, telemetry,
+    db, secrets, serve, server, telemetry,
 };
-use tokio::net::TcpListener;
 use uuid::Uuid;
 
 #[derive(Parser)]
@@ -193,8 +192,7 @@ async fn run_server(config: Config, migrate: bool) -> Result<(), Box<dyn std::er
     let listen_addr = config.listen_addr;
     let grace = config.shutdown_grace;
     let state = AppState::new(config, pool)?;
-    let listener = TcpListener::bind(listen_addr)
-        .await
+    let listener = server::listen(listen_addr)
         .map_err(|e| format!("LISTEN_ADDR: cannot listen on {listen_addr}: {e}"))?;
     tracing::info!(addr = %listen_addr, "listening");
     serve(listener, app(state), shutdown_signal(), grace).await?;

@@ -121,3 +121,66 @@ async fn finishes_in_flight_requests_on_shutdown(db: PgPool) {
     assert_eq!(response.status(), 200);
     assert!(app.server.await.expect("joined").is_ok());
 }
+
+#[sqlx::test(migrator = "customer_portal::db::MIGRATOR")]
+async fn stops_waiting_for_in_flight_requests_when_the_grace_period_ends(db: PgPool) {
+    let mut app = TestApp::spawn_with(db, &[("SHUTDOWN_GRACE_SECONDS", "1"), ("STRIPE_TIMEOUT_MS", "30000")]).await;
+    let project = app.seed("user_1").await;
+    wiremock::Mock::given(wiremock::matchers::path(SESSIONS_PATH))
+        .respond_with(session_created().set_delay(std::time::Duration::from_secs(20)))
+        .mount(&app.stripe)
+        .await;
+    let token = token(project, "user_1");
+    let (http, url) = (app.http.clone(), app.url(PORTAL_ROUTE));
+    let _in_flight = tokio::spawn(async move {
+        http.post(url).bearer_auth(token).json(&json!({ "return_url": RETURN_URL })).send().await
+    });
+    while app.stripe_requests().await.is_empty() {
+        tokio::task::yield_now().await;
+    }
+    let asked = std::time::Instant::now();
+    app.shut_down();
+
+    let stopped = tokio::time::timeout(std::time::Duration::from_secs(5), &mut app.server).await;
+    assert!(matches!(stopped, Ok(Ok(Ok(())))), "serve returned {stopped:?}");
+    let waited = asked.elapsed();
+    assert!(waited >= std::time::Duration::from_millis(900), "stopped after {waited:?}, before the grace period");
+}
+
+#[sqlx::test(migrator = "customer_portal::db::MIGRATOR")]
+async fn refuses_new_connections_once_shutting_down(db: PgPool) {
+    let mut app = TestApp::spawn(db).await;
+    app.shut_down();
+    (&mut app.server).await.expect("joined").expect("served");
+
+    assert!(tokio::net::TcpStream::connect(app.addr).await.is_err());
+}
+
+/// A client may close its sending side once the request is out (`shutdown(SHUT_WR)`,
+/// `curl --http1.1` behind some proxies); it must still get its answer.
+#[sqlx::test(migrator = "customer_portal::db::MIGRATOR")]
+async fn answers_a_client_that_stops_sending_after_its_request(db: PgPool) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let app = TestApp::spawn(db).await;
+    let project = app.seed("user_1").await;
+    wiremock::Mock::given(wiremock::matchers::path(SESSIONS_PATH))
+        .respond_with(session_created().set_delay(std::time::Duration::from_millis(200)))
+        .mount(&app.stripe)
+        .await;
+    let body = json!({ "return_url": RETURN_URL }).to_string();
+    let request = format!(
+        "POST {PORTAL_ROUTE} HTTP/1.1\r\nHost: portal\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        token(project, "user_1"),
+        body.len()
+    );
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.expect("connected");
+    stream.write_all(request.as_bytes()).await.expect("sent");
+    stream.shutdown().await.expect("write side closed");
+
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.expect("read to the end");
+    assert!(answer.starts_with("HTTP/1.1 200"), "got {answer}");
+    assert!(answer.contains(PORTAL_URL), "got {answer}");
+}

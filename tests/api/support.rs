@@ -2,7 +2,7 @@
 
 use std::{collections::HashMap, net::SocketAddr, time::Duration};
 
-use customer_portal::{AppState, app, config::Config, serve};
+use customer_portal::{AppState, app, config::Config, serve, server};
 use jsonwebtoken::{EncodingKey, Header};
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -56,9 +56,10 @@ impl TestApp {
         let mut all = base_vars(&stripe.uri());
         all.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let config = Config::from_vars(&all).expect("test configuration is valid");
+        let grace = config.shutdown_grace;
         let state = AppState::new(config, db.clone()).expect("state builds");
 
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+        let listener = server::listen(([127, 0, 0, 1], 0).into()).expect("listen on loopback");
         let addr = listener.local_addr().expect("local addr");
         let (tx, rx) = oneshot::channel::<()>();
         let server = tokio::spawn(serve(
@@ -67,7 +68,7 @@ impl TestApp {
             async {
                 let _ = rx.await;
             },
-            Duration::from_secs(5),
+            grace,
         ));
         Self { addr, http: reqwest::Client::new(), stripe, db, shutdown: Some(tx), server }
     }

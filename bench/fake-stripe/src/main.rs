@@ -17,7 +17,7 @@ use hyper::{
     Method, Request, Response, StatusCode, body::Incoming, server::conn::http1, service::service_fn,
 };
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
+use tokio::net::TcpSocket;
 
 static SESSIONS: AtomicU64 = AtomicU64::new(0);
 
@@ -63,7 +63,12 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
 
 async fn serve(args: Args) -> std::io::Result<()> {
     let addr = SocketAddr::from(([127, 0, 0, 1], args.port));
-    let listener = TcpListener::bind(addr).await?;
+    // Stripe does not drop SYNs when 2,000 connections open at once; the default
+    // backlog of 1,024 would, and the retried ones would wait a second.
+    let socket = TcpSocket::new_v4()?;
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    let listener = socket.listen(8192)?;
     eprintln!("fake-stripe listening on http://{addr} with {:?} latency", args.latency);
     let latency = args.latency;
     loop {

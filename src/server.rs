@@ -1,0 +1,105 @@
+//! Connections: accepting them, the HTTP/1 settings they are served with, and graceful
+//! shutdown. hyper's own builder rather than `axum::serve`, because two settings that
+//! matter here are not reachable through it (see `http1`).
+
+use std::{future::Future, net::SocketAddr, time::Duration};
+
+use axum::{Router, body::Body, extract::Request};
+use hyper::body::Incoming;
+use hyper_util::{
+    rt::{TokioIo, TokioTimer},
+    server::graceful::GracefulShutdown,
+    service::TowerToHyperService,
+};
+use tokio::net::{TcpListener, TcpSocket};
+use tower::ServiceExt;
+
+/// A client that sends its request headers slower than this is cut off, so idle
+/// half-open connections cannot pile up (slowloris).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Connections the kernel may hold for us before we accept them. The usual 1,024 is
+/// too few for a crowd that arrives at once: the kernel drops the rest of their SYNs
+/// and those clients wait a whole second to retry (bench/RESULTS.md). The kernel caps
+/// it at `net.core.somaxconn`.
+const LISTEN_BACKLOG: u32 = 8192;
+
+/// Listens on `addr` with a backlog sized for bursts of new clients.
+pub fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    // As `TcpListener::bind` does: a restarted service can take its port back at once.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
+/// Serves `app` until `shutdown` resolves, then lets in-flight requests finish for at
+/// most `grace` before returning.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let http = http1();
+    let graceful = GracefulShutdown::new();
+    // Every connection shares this one router: `Router::with_state` per connection, as
+    // `axum::serve(listener, router)` does, deep-copies every route (14 KiB each).
+    let service = app.map_request(|request: Request<Incoming>| request.map(Body::new));
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    accept_failed(e).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        // One write per response; Nagle's algorithm would only hold it back.
+        let _ = stream.set_nodelay(true);
+        let connection =
+            http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service.clone()));
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tracing::info!(?grace, "shutting down: no new connections, finishing in-flight requests");
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(grace) => {
+            tracing::warn!("grace period over; dropping the requests still in flight");
+        }
+    }
+    Ok(())
+}
+
+fn http1() -> hyper::server::conn::http1::Builder {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
+    // While a request is in flight, hyper would otherwise keep reading the connection
+    // to notice a client that hangs up. The request's headers still point into the
+    // connection's 8 KiB read buffer then, so that read allocates a second one: 16 KiB
+    // per waiting request instead of 8 (bench/RESULTS.md). Without it, a client that
+    // leaves mid-request is noticed when its answer is written; the Stripe call, bounded
+    // by STRIPE_TIMEOUT_MS and MAX_IN_FLIGHT, runs to its end either way.
+    http.half_close(true);
+    http
+}
+
+/// Failing to accept is mostly running out of file descriptors: waiting a moment for
+/// some connections to close beats spinning on the error.
+async fn accept_failed(e: std::io::Error) {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if matches!(e.kind(), ConnectionAborted | ConnectionRefused | ConnectionReset) {
+        return;
+    }
+    tracing::error!(error = %e, "cannot accept a connection; pausing for a second");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+}
