@@ -61,7 +61,9 @@ pub async fn find_portal_targets(
                     ELSE p.stripe_test_portal_configuration END AS configuration,
                p.portal_default_locale AS default_locale
         FROM unnest($1::uuid[], $2::text[], $3::bool[]) WITH ORDINALITY AS k(project_id, user_id, livemode, position)
-        JOIN projects p ON p.id = k.project_id
+        -- The `ANY` lets the planner fetch only the batch's projects by index; with the
+        -- join alone it hashes the whole table for every batch (bench/RESULTS.md).
+        JOIN projects p ON p.id = k.project_id AND p.id = ANY($1::uuid[])
         LEFT JOIN stripe_customers c
                ON c.project_id = k.project_id AND c.user_id = k.user_id AND c.livemode = k.livemode
         "#,

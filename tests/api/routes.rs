@@ -124,7 +124,8 @@ async fn finishes_in_flight_requests_on_shutdown(db: PgPool) {
 
 #[sqlx::test(migrator = "customer_portal::db::MIGRATOR")]
 async fn stops_waiting_for_in_flight_requests_when_the_grace_period_ends(db: PgPool) {
-    let mut app = TestApp::spawn_with(db, &[("SHUTDOWN_GRACE_SECONDS", "1"), ("STRIPE_TIMEOUT_MS", "30000")]).await;
+    let mut app =
+        TestApp::spawn_with(db, &[("SHUTDOWN_GRACE_SECONDS", "1"), ("STRIPE_TIMEOUT_MS", "30000")]).await;
     let project = app.seed("user_1").await;
     wiremock::Mock::given(wiremock::matchers::path(SESSIONS_PATH))
         .respond_with(session_created().set_delay(std::time::Duration::from_secs(20)))
@@ -144,7 +145,10 @@ async fn stops_waiting_for_in_flight_requests_when_the_grace_period_ends(db: PgP
     let stopped = tokio::time::timeout(std::time::Duration::from_secs(5), &mut app.server).await;
     assert!(matches!(stopped, Ok(Ok(Ok(())))), "serve returned {stopped:?}");
     let waited = asked.elapsed();
-    assert!(waited >= std::time::Duration::from_millis(900), "stopped after {waited:?}, before the grace period");
+    assert!(
+        waited >= std::time::Duration::from_millis(900),
+        "stopped after {waited:?}, before the grace period"
+    );
 }
 
 #[sqlx::test(migrator = "customer_portal::db::MIGRATOR")]
