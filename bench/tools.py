@@ -9,6 +9,11 @@ breakdown FOLDED                     share of the service's CPU samples per part
 latency LOG                          the service's own latency percentiles from its
                                      log (bench/run --log), per second of the run and
                                      overall, to tell a cold start from a steady tail
+probe                                until killed, every second: the CPU time a fixed
+                                     loop takes, one figure (ms) a line; it tells a host
+                                     that got slower mid-run from a slower service
+speed IDLE RUN                       summary of two probe outputs: the run's median and
+                                     slowest samples against the idle median
 splice FILE PART                     put PART's text between FILE's two markers, keeping
                                      the hand-written analysis around them
 """
@@ -114,6 +119,32 @@ def latency(path: str) -> None:
               f"p99 {percentile(steady, 99):.1f} ms, max {steady[-1]:.1f} ms")
 
 
+def probe() -> None:
+    # CPU time, not wall time: waiting for a core under load does not count, so only a
+    # slower core (frequency, a busy neighbour on the host) raises the figure.
+    while True:
+        started = time.thread_time()
+        x = 0
+        for i in range(200_000):
+            x += i * i
+        print(f"{(time.thread_time() - started) * 1000:.2f}", flush=True)
+        time.sleep(1)
+
+
+def speed(idle_path: str, run_path: str) -> None:
+    def samples(path: str) -> list:
+        return sorted(float(v) for v in open(path).read().split())
+
+    idle, run = samples(idle_path), samples(run_path)
+    if not idle or not run:
+        print("not measured")
+        return
+    base = percentile(idle, 50)
+    slow = sum(1 for v in run if v > 1.5 * base)
+    print(f"{percentile(run, 50) / base:.2f}x idle at the median, {run[-1] / base:.2f}x at the slowest, "
+          f"{slow} of {len(run)} samples over 1.5x")
+
+
 BEGIN = "<!-- bench/run writes from here -->"
 END = "<!-- bench/run writes up to here -->"
 
@@ -136,6 +167,10 @@ if __name__ == "__main__":
         breakdown(args[0])
     elif command == "latency" and len(args) == 1:
         latency(args[0])
+    elif command == "probe" and not args:
+        probe()
+    elif command == "speed" and len(args) == 2:
+        speed(*args)
     elif command == "splice" and len(args) == 2:
         splice(*args)
     else:
