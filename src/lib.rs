@@ -60,10 +60,12 @@ pub enum StartupError {
     Config(#[from] config::ConfigError),
     #[error("cannot build the Stripe HTTP client: {0}")]
     StripeClient(#[from] reqwest::Error),
+    #[error("cannot start the database lookup thread: {0}")]
+    LookupThread(std::io::Error),
 }
 
 impl AppState {
-    /// Must be called within a Tokio runtime: it starts the lookup loaders.
+    /// Starts the lookup loaders' thread.
     pub fn new(config: Config, db: PgPool) -> Result<Self, StartupError> {
         let database = &config.database;
         let lookups = Lookups::start(
@@ -71,7 +73,8 @@ impl AppState {
             database.lookup_connections,
             database.query_timeout,
             config.max_in_flight,
-        );
+        )
+        .map_err(StartupError::LookupThread)?;
         Ok(Self {
             lookups,
             auth: Arc::new(Authenticator::new(&config.jwt)?),

@@ -36,7 +36,9 @@ pg_bindir() {
 free_port() {
   local port
   for _ in $(seq 1 50); do
-    port=$((20000 + RANDOM % 20000))
+    # Below Linux's ephemeral range (32768 and up), where a port that nothing listens on
+    # may still be the local end of a live connection and refuse the bind.
+    port=$((10000 + RANDOM % 20000))
     (exec 3<>"/dev/tcp/127.0.0.1/$port") >/dev/null 2>&1 || { echo "$port"; return; }
   done
   return 1
