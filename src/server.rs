@@ -14,8 +14,9 @@ use hyper_util::{
 use tokio::net::{TcpListener, TcpSocket};
 use tower::ServiceExt;
 
-/// A client that sends its request headers slower than this is cut off, so idle
-/// half-open connections cannot pile up (slowloris).
+/// A connection that takes longer than this to deliver a request's headers, counted
+/// from when hyper starts waiting for them (so idle keep-alive time counts), is closed:
+/// slow or idle clients cannot pile up connections (slowloris).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Connections the kernel may hold for us before we accept them. The usual 1,024 is
