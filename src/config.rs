@@ -30,6 +30,9 @@ pub struct Config {
     /// Portal requests served at once; more are shed with a 503 so memory stays bounded.
     pub max_in_flight: usize,
     pub shutdown_grace: Duration,
+    /// How long a connection may take to deliver a request's headers, idle keep-alive
+    /// time included, before it is closed.
+    pub header_timeout: Duration,
 }
 
 #[derive(Clone)]
@@ -200,6 +203,10 @@ impl Config {
                 "SHUTDOWN_GRACE_SECONDS",
                 Some(20),
             )?),
+            header_timeout: Duration::from_secs(
+                parse_or(get("HTTP_HEADER_TIMEOUT_SECONDS"), "HTTP_HEADER_TIMEOUT_SECONDS", Some(75))
+                    .and_then(|n: u64| positive("HTTP_HEADER_TIMEOUT_SECONDS", n))?,
+            ),
         })
     }
 }
@@ -460,6 +467,12 @@ mod tests {
     #[test]
     fn public_key_algorithms_need_a_key_file() {
         assert_eq!(error_for(&[("JWT_ALGORITHMS", "RS256")]).name, "JWT_PUBLIC_KEY_FILE");
+    }
+
+    #[test]
+    fn header_timeout_must_be_positive() {
+        assert_eq!(error_for(&[("HTTP_HEADER_TIMEOUT_SECONDS", "0")]).name, "HTTP_HEADER_TIMEOUT_SECONDS");
+        assert_eq!(error_for(&[("HTTP_HEADER_TIMEOUT_SECONDS", "soon")]).name, "HTTP_HEADER_TIMEOUT_SECONDS");
     }
 
     #[test]

@@ -190,12 +190,12 @@ async fn run_server(config: Config, migrate: bool) -> Result<(), Box<dyn std::er
     }
     warn_about_plaintext_keys(&pool).await;
     let listen_addr = config.listen_addr;
-    let grace = config.shutdown_grace;
+    let limits = server::Limits { grace: config.shutdown_grace, header_timeout: config.header_timeout };
     let state = AppState::new(config, pool)?;
     let listener = server::listen(listen_addr)
         .map_err(|e| format!("LISTEN_ADDR: cannot listen on {listen_addr}: {e}"))?;
     tracing::info!(addr = %listen_addr, "listening");
-    serve(listener, app(state), shutdown_signal(), grace).await?;
+    serve(listener, app(state), shutdown_signal(), limits).await?;
     tracing::info!("stopped");
     Ok(())
 }

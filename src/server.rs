@@ -14,11 +14,6 @@ use hyper_util::{
 use tokio::net::{TcpListener, TcpSocket};
 use tower::ServiceExt;
 
-/// A connection that takes longer than this to deliver a request's headers, counted
-/// from when hyper starts waiting for them (so idle keep-alive time counts), is closed:
-/// slow or idle clients cannot pile up connections (slowloris).
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// Connections the kernel may hold for us before we accept them. The usual 1,024 is
 /// too few for a crowd that arrives at once: the kernel drops the rest of their SYNs
 /// and those clients wait a whole second to retry (bench/RESULTS.md). The kernel caps
@@ -34,15 +29,27 @@ pub fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(LISTEN_BACKLOG)
 }
 
+/// How connections are served.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// After `shutdown`, in-flight requests get this long to finish.
+    pub grace: Duration,
+    /// A connection that takes longer to deliver a request's headers, counted from when
+    /// hyper starts waiting for them (idle keep-alive time included), is closed, so
+    /// slow or idle clients cannot pile up connections (slowloris).
+    pub header_timeout: Duration,
+}
+
 /// Serves `app` until `shutdown` resolves, then lets in-flight requests finish for at
-/// most `grace` before returning.
+/// most `limits.grace` before returning.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
-    grace: Duration,
+    limits: Limits,
 ) -> std::io::Result<()> {
-    let http = http1();
+    let Limits { grace, header_timeout } = limits;
+    let http = http1(header_timeout);
     let graceful = GracefulShutdown::new();
     // Every connection shares this one router: `Router::with_state` per connection, as
     // `axum::serve(listener, router)` does, deep-copies every route (14 KiB each).
@@ -81,9 +88,9 @@ pub async fn serve(
     Ok(())
 }
 
-fn http1() -> hyper::server::conn::http1::Builder {
+fn http1(header_timeout: Duration) -> hyper::server::conn::http1::Builder {
     let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
+    http.timer(TokioTimer::new()).header_read_timeout(header_timeout);
     // While a request is in flight, hyper would otherwise keep reading the connection
     // to notice a client that hangs up. The request's headers still point into the
     // connection's 8 KiB read buffer then, so that read allocates a second one: 16 KiB

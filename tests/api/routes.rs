@@ -188,3 +188,21 @@ async fn answers_a_client_that_stops_sending_after_its_request(db: PgPool) {
     assert!(answer.starts_with("HTTP/1.1 200"), "got {answer}");
     assert!(answer.contains(PORTAL_URL), "got {answer}");
 }
+
+/// Slowloris: a client that opens a connection and trickles its headers must not hold
+/// it for ever.
+#[sqlx::test(migrator = "customer_portal::db::MIGRATOR")]
+async fn closes_a_connection_that_does_not_finish_its_headers_in_time(db: PgPool) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let app = TestApp::spawn_with(db, &[("HTTP_HEADER_TIMEOUT_SECONDS", "1")]).await;
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.expect("connected");
+    stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: portal\r\n").await.expect("sent part");
+
+    let started = std::time::Instant::now();
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "the connection was still open after 5 s");
+    let waited = started.elapsed();
+    assert!(waited >= std::time::Duration::from_millis(900), "closed after {waited:?}, before the timeout");
+}

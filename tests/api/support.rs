@@ -56,7 +56,7 @@ impl TestApp {
         let mut all = base_vars(&stripe.uri());
         all.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let config = Config::from_vars(&all).expect("test configuration is valid");
-        let grace = config.shutdown_grace;
+        let limits = server::Limits { grace: config.shutdown_grace, header_timeout: config.header_timeout };
         let state = AppState::new(config, db.clone()).expect("state builds");
 
         let listener = server::listen(([127, 0, 0, 1], 0).into()).expect("listen on loopback");
@@ -68,7 +68,7 @@ impl TestApp {
             async {
                 let _ = rx.await;
             },
-            grace,
+            limits,
         ));
         Self { addr, http: reqwest::Client::new(), stripe, db, shutdown: Some(tx), server }
     }
