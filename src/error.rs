@@ -8,9 +8,26 @@ use axum::{
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
-use crate::{stripe::StripeError, validation::ValidationIssue};
+use crate::{
+    auth::AuthError, db::DbError, lookup::LookupError, portal::PortalError, stripe::StripeError,
+    validation::ValidationIssue,
+};
+
+/// Every error except a validation error: `{"detail": "..."}`.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"detail": "No Stripe customer found for user"}))]
+pub struct ErrorBody {
+    pub detail: &'static str,
+}
+
+/// A 422: one item per problem, in Pydantic v2's shape.
+#[derive(Serialize, ToSchema)]
+pub struct ValidationErrorBody {
+    pub detail: Vec<ValidationIssue>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -51,16 +68,52 @@ pub enum ApiError {
     Stripe(#[from] StripeError),
     #[error("database unavailable: {0}")]
     DatabaseUnavailable(String),
+    /// Readiness said no: expected while the database is down, so not logged as an error.
+    #[error("not ready")]
+    NotReady,
     #[error("internal error: {0}")]
     Internal(String),
 }
 
-impl From<sqlx::Error> for ApiError {
-    fn from(err: sqlx::Error) -> Self {
-        if crate::db::is_unavailable(&err) {
-            ApiError::DatabaseUnavailable(err.to_string())
-        } else {
-            ApiError::Internal(format!("database: {err}"))
+impl From<AuthError> for ApiError {
+    fn from(err: AuthError) -> Self {
+        match err {
+            AuthError::Missing => ApiError::NotAuthenticated,
+            AuthError::Invalid(reason) => ApiError::InvalidToken(reason),
+            AuthError::Expired => ApiError::TokenExpired,
+        }
+    }
+}
+
+impl From<DbError> for ApiError {
+    fn from(err: DbError) -> Self {
+        match err {
+            DbError::Unavailable(cause) => ApiError::DatabaseUnavailable(cause),
+            failed @ DbError::Failed(_) => ApiError::Internal(failed.to_string()),
+        }
+    }
+}
+
+impl From<LookupError> for ApiError {
+    fn from(err: LookupError) -> Self {
+        match err {
+            LookupError::Database(err) => err.into(),
+            stopped @ LookupError::Stopped => ApiError::Internal(stopped.to_string()),
+        }
+    }
+}
+
+impl From<PortalError> for ApiError {
+    fn from(err: PortalError) -> Self {
+        match err {
+            PortalError::RateLimited { retry_after } => ApiError::RateLimited { retry_after },
+            PortalError::ProjectNotFound => ApiError::ProjectNotFound,
+            PortalError::CustomerNotFound => ApiError::CustomerNotFound,
+            PortalError::SubscriptionNotFound => ApiError::SubscriptionNotFound,
+            PortalError::OriginNotAllowed(issues) => ApiError::Validation(issues),
+            key @ PortalError::StoredKey { .. } => ApiError::Internal(key.to_string()),
+            PortalError::Lookup(err) => err.into(),
+            PortalError::Stripe(err) => ApiError::Stripe(err),
         }
     }
 }
@@ -95,7 +148,9 @@ impl ApiError {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             ApiError::Stripe(StripeError::Timeout) => StatusCode::GATEWAY_TIMEOUT,
-            ApiError::DatabaseUnavailable(_) | ApiError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::DatabaseUnavailable(_) | ApiError::NotReady | ApiError::Overloaded => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -135,7 +190,7 @@ impl ApiError {
                 "Stripe is rate limiting requests; retry later"
             }
             ApiError::Stripe(StripeError::Timeout) => "Stripe did not answer in time",
-            ApiError::DatabaseUnavailable(_) => "Database unavailable",
+            ApiError::DatabaseUnavailable(_) | ApiError::NotReady => "Database unavailable",
             ApiError::Overloaded => "Service overloaded; retry later",
             ApiError::Internal(_) => "Internal Server Error",
         }
@@ -168,8 +223,8 @@ impl IntoResponse for ApiError {
         let status = self.status();
         let retry_after = self.retry_after();
         let mut response = match self {
-            ApiError::Validation(issues) => (status, Json(json!({ "detail": issues }))).into_response(),
-            other => (status, Json(json!({ "detail": other.detail() }))).into_response(),
+            ApiError::Validation(detail) => (status, Json(ValidationErrorBody { detail })).into_response(),
+            other => (status, Json(ErrorBody { detail: other.detail() })).into_response(),
         };
         let headers = response.headers_mut();
         if status == StatusCode::UNAUTHORIZED {

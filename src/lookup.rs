@@ -20,9 +20,9 @@ use sqlx::PgPool;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use uuid::Uuid;
 
-use crate::{
-    db::{self, PortalKey, PortalTarget},
-    error::ApiError,
+use crate::db::{
+    DbError,
+    portal::{PortalLookup, PortalTarget, find_portal_targets},
 };
 
 /// The most requests one query answers; more wait for the next batch.
@@ -36,10 +36,19 @@ const LINGER: Duration = Duration::from_millis(50);
 /// How long after the statement timeout a silent database is given up on.
 const CANCEL_GRACE: Duration = Duration::from_millis(500);
 
-type Answer = Result<Option<PortalTarget>, ApiError>;
+/// Why a lookup got no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum LookupError {
+    #[error(transparent)]
+    Database(#[from] DbError),
+    #[error("the lookup loaders have stopped")]
+    Stopped,
+}
+
+type Answer = Result<Option<PortalTarget>, LookupError>;
 
 struct Waiting {
-    key: PortalKey,
+    lookup: PortalLookup,
     answer: oneshot::Sender<Answer>,
 }
 
@@ -84,10 +93,9 @@ impl Lookups {
     /// the project does not exist.
     pub async fn find(&self, project_id: Uuid, user_id: &str, livemode: bool) -> Answer {
         let (answer, answered) = oneshot::channel();
-        let key = PortalKey { project_id, user_id: user_id.to_owned(), livemode };
-        let stopped = || ApiError::Internal("the lookup loaders have stopped".into());
-        self.queue.send(Waiting { key, answer }).await.map_err(|_| stopped())?;
-        answered.await.map_err(|_| stopped())?
+        let lookup = PortalLookup { project_id, user_id: user_id.to_owned(), livemode };
+        self.queue.send(Waiting { lookup, answer }).await.map_err(|_| LookupError::Stopped)?;
+        answered.await.map_err(|_| LookupError::Stopped)?
     }
 }
 
@@ -101,14 +109,13 @@ async fn load(pool: PgPool, waiting: Arc<Mutex<mpsc::Receiver<Waiting>>>, query_
         let mut connection = match pool.acquire().await {
             Ok(connection) => connection,
             Err(e) => {
-                fail(batch, &e);
+                answer_all_with(batch, &e);
                 continue;
             }
         };
         loop {
-            let keys: Vec<PortalKey> = batch.iter().map(|w| w.key.clone()).collect();
-            let found =
-                tokio::time::timeout(deadline, db::find_portal_targets(&mut *connection, &keys)).await;
+            let lookups: Vec<PortalLookup> = batch.iter().map(|w| w.lookup.clone()).collect();
+            let found = tokio::time::timeout(deadline, find_portal_targets(&mut *connection, &lookups)).await;
             match found {
                 Ok(Ok(targets)) => {
                     for (waiting, target) in batch.into_iter().zip(targets) {
@@ -117,7 +124,7 @@ async fn load(pool: PgPool, waiting: Arc<Mutex<mpsc::Receiver<Waiting>>>, query_
                     }
                 }
                 Ok(Err(e)) => {
-                    fail(batch, &e);
+                    answer_all_with(batch, &e);
                     // The server refusing or cancelling a statement leaves the connection
                     // sound; a broken socket does not.
                     if !matches!(e, sqlx::Error::Database(_)) {
@@ -130,7 +137,7 @@ async fn load(pool: PgPool, waiting: Arc<Mutex<mpsc::Receiver<Waiting>>>, query_
                         std::io::ErrorKind::TimedOut,
                         format!("lookup query did not finish within {deadline:?}"),
                     ));
-                    fail(batch, &e);
+                    answer_all_with(batch, &e);
                     // Mid-query, the connection's state is unknown. Returned to the pool,
                     // it would be pinged, and a stalled socket would hold its slot for
                     // good: drop the socket and free the slot now instead.
@@ -179,16 +186,11 @@ fn fill(queue: &mut mpsc::Receiver<Waiting>, batch: &mut Vec<Waiting>) {
     }
 }
 
-/// Every request of a failed batch gets the same answer: 503 when the database is
-/// unreachable, else 500; the cause is logged once per request, by `ApiError`.
-fn fail(batch: Vec<Waiting>, e: &sqlx::Error) {
-    let unavailable = db::is_unavailable(e);
+/// Every request of a failed batch gets the same answer; the cause is logged once per
+/// request, where the answer is turned into a response.
+fn answer_all_with(batch: Vec<Waiting>, e: &sqlx::Error) {
+    let error = DbError::from(e);
     for waiting in batch {
-        let error = if unavailable {
-            ApiError::DatabaseUnavailable(e.to_string())
-        } else {
-            ApiError::Internal(format!("database: {e}"))
-        };
-        let _ = waiting.answer.send(Err(error));
+        let _ = waiting.answer.send(Err(error.clone().into()));
     }
 }

@@ -1,72 +1,21 @@
 //! The `customer-portal` binary: wires configuration, logs, the database and the HTTP
 //! server together. Behaviour lives in the library.
 
-use std::{process::ExitCode, time::Duration};
+use std::{fmt::Display, process::ExitCode, time::Duration};
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
 use customer_portal::{
     AppState,
-    admin::{Admin, AdminError, CustomerCommand, ProjectCommand},
+    admin::{self, Admin, AdminError},
     app,
     auth::{self, EndUser},
-    config::{AdminConfig, Config, JwtConfig},
-    db, secrets, serve, server, telemetry,
+    cli::{Cli, Command},
+    config::{AdminConfig, Config, ConfigError, JwtConfig},
+    db,
+    secrets::EncryptionKeys,
+    serve, server, telemetry,
 };
 use uuid::Uuid;
-
-#[derive(Parser)]
-#[command(name = "customer-portal", version, about = "Opens the Stripe Customer Portal for signed-in users")]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Run the HTTP service (applies pending migrations first).
-    Serve {
-        /// Do not apply migrations at start-up.
-        #[arg(long, env = "SKIP_MIGRATIONS")]
-        no_migrate: bool,
-    },
-    /// Apply pending migrations and exit.
-    Migrate {
-        /// How long to wait for the database to come up, in seconds.
-        #[arg(long, default_value_t = 60)]
-        wait: u64,
-    },
-    /// Set up and inspect projects: Stripe keys, return-URL origins, portal settings.
-    Project {
-        #[command(subcommand)]
-        command: ProjectCommand,
-    },
-    /// Link users to their Stripe customers, and inspect the links.
-    Customer {
-        #[command(subcommand)]
-        command: CustomerCommand,
-    },
-    /// Encrypt the Stripe keys stored in plaintext (or under an older key) with the
-    /// first key of SECRETS_ENCRYPTION_KEY, in one transaction.
-    EncryptKeys,
-    /// Print a signed end-user token for local development (needs JWT_SECRET).
-    Token {
-        /// The project's ID (UUID).
-        #[arg(long)]
-        project: Uuid,
-        /// The end user's ID.
-        #[arg(long)]
-        user: String,
-        /// Lifetime in seconds.
-        #[arg(long, default_value_t = 3600)]
-        ttl: u64,
-    },
-    /// Exit 0 if the local service answers GET /healthz (for container health checks).
-    Healthcheck {
-        /// The URL to probe; defaults to /healthz on LISTEN_ADDR's port.
-        #[arg(long)]
-        url: Option<String>,
-    },
-}
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -80,107 +29,48 @@ async fn main() -> ExitCode {
     if let Err(e) = dotenv
         && !e.not_found()
     {
-        tracing::error!("cannot read .env: {e}");
-        return ExitCode::from(2);
+        return failed(Audience::Log, 2, format!("cannot read .env: {e}"));
     }
-    let command = match cli.command {
-        Command::Token { project, user, ttl } => return print_token(project, user, ttl),
-        Command::Healthcheck { url } => return healthcheck(url).await,
-        Command::Project { command } => return admin(async |admin| admin.project(command).await).await,
-        Command::Customer { command } => return admin(async |admin| admin.customer(command).await).await,
-        Command::EncryptKeys => return encrypt_keys().await,
-        Command::Migrate { wait } => return run_migrations(Duration::from_secs(wait)).await,
-        command @ Command::Serve { .. } => command,
+    let result = match cli.command {
+        Command::Serve { no_migrate } => run_server(!no_migrate).await,
+        Command::Migrate { wait } => run_migrations(Duration::from_secs(wait)).await,
+        Command::Project { command } => run_admin(async |admin| admin.project(command).await).await,
+        Command::Customer { command } => run_admin(async |admin| admin.customer(command).await).await,
+        Command::EncryptKeys => encrypt_keys().await,
+        Command::Token { project, user, ttl } => print_token(project, user, ttl),
+        Command::Healthcheck { url } => healthcheck(url).await,
     };
-    let config = match Config::from_env() {
-        Ok(config) => config,
-        Err(e) => {
-            tracing::error!("configuration error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let Command::Serve { no_migrate } = command else { unreachable!("handled above") };
-    let result = run_server(config, !no_migrate).await;
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{e}");
-            ExitCode::FAILURE
-        }
-    }
+    result.unwrap_or_else(|code| code)
 }
 
-/// Needs only DATABASE_URL, so a deploy's migrate step carries no token or Stripe settings.
-async fn run_migrations(wait: Duration) -> ExitCode {
-    let config = match AdminConfig::from_env() {
-        Ok(config) => config,
-        Err(e) => {
-            tracing::error!("configuration error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let pool = db::pool(&config.database);
-    match tokio::time::timeout(wait, db::migrate_when_ready(&pool)).await {
-        Ok(Ok(())) => {
-            tracing::info!("migrations applied");
-            ExitCode::SUCCESS
-        }
-        Ok(Err(e)) => {
-            tracing::error!("{e}");
-            ExitCode::FAILURE
-        }
-        Err(_) => {
-            tracing::error!("the database did not come up within {}s", wait.as_secs());
-            ExitCode::FAILURE
-        }
-    }
+/// Who reads a command's failure: the service's own commands run under an orchestrator
+/// that collects logs, so they log it; the others answer a person at a terminal.
+#[derive(Clone, Copy)]
+enum Audience {
+    Log,
+    Person,
 }
 
-async fn encrypt_keys() -> ExitCode {
-    let config = match AdminConfig::from_env() {
-        Ok(config) => config,
-        Err(e) => return fail(2, format!("configuration error: {e}")),
-    };
-    let Some(ring) = config.secrets.as_ref() else {
-        return fail(2, "SECRETS_ENCRYPTION_KEY: is required to encrypt keys");
-    };
-    match secrets::encrypt_all(&db::pool(&config.database), ring).await {
-        Ok(changed) => {
-            println!("encrypted the Stripe keys of {changed} project(s) with key {}", ring.current_key_id());
-            ExitCode::SUCCESS
-        }
-        Err(e) => fail(1, e),
+fn failed(audience: Audience, code: u8, message: impl Display) -> ExitCode {
+    match audience {
+        Audience::Log => tracing::error!("{message}"),
+        Audience::Person => eprintln!("error: {message}"),
     }
-}
-
-/// Runs one admin command with the database and secrets from the environment.
-async fn admin(run: impl AsyncFnOnce(&mut Admin<'_>) -> Result<(), AdminError>) -> ExitCode {
-    let config = match AdminConfig::from_env() {
-        Ok(config) => config,
-        Err(e) => return fail(2, format!("configuration error: {e}")),
-    };
-    let pool = db::pool(&config.database);
-    let (mut stdin, mut stdout, mut stderr) = (std::io::stdin().lock(), std::io::stdout(), std::io::stderr());
-    let mut admin = Admin {
-        db: &pool,
-        secrets: config.secrets.as_ref(),
-        stdin: &mut stdin,
-        out: &mut stdout,
-        err: &mut stderr,
-    };
-    match run(&mut admin).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(e.exit_code(), e),
-    }
-}
-
-/// Admin commands report to a person at a terminal: a plain line, not a log record.
-fn fail(code: u8, message: impl std::fmt::Display) -> ExitCode {
-    eprintln!("error: {message}");
     ExitCode::from(code)
 }
 
-async fn run_server(config: Config, migrate: bool) -> Result<(), Box<dyn std::error::Error>> {
+/// Settings, or exit code 2 with a message naming the bad one.
+fn load<T>(audience: Audience, read: fn() -> Result<T, ConfigError>) -> Result<T, ExitCode> {
+    read().map_err(|e| failed(audience, 2, format!("configuration error: {e}")))
+}
+
+async fn run_server(migrate: bool) -> Result<ExitCode, ExitCode> {
+    let config = load(Audience::Log, Config::from_env)?;
+    serve_until_signal(config, migrate).await.map_err(|e| failed(Audience::Log, 1, e))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve_until_signal(config: Config, migrate: bool) -> Result<(), Box<dyn std::error::Error>> {
     let pool = db::pool(&config.database);
     if migrate {
         tokio::select! {
@@ -190,18 +80,19 @@ async fn run_server(config: Config, migrate: bool) -> Result<(), Box<dyn std::er
     }
     warn_about_plaintext_keys(&pool).await;
     let listen_addr = config.listen_addr;
-    let limits = server::Limits { grace: config.shutdown_grace, header_timeout: config.header_timeout };
+    let options =
+        server::ServeOptions { grace: config.shutdown_grace, header_timeout: config.header_timeout };
     let state = AppState::new(config, pool)?;
     let listener = server::listen(listen_addr)
         .map_err(|e| format!("LISTEN_ADDR: cannot listen on {listen_addr}: {e}"))?;
     tracing::info!(addr = %listen_addr, "listening");
-    serve(listener, app(state), shutdown_signal(), limits).await?;
+    serve(listener, app(state), shutdown_signal(), options).await?;
     tracing::info!("stopped");
     Ok(())
 }
 
 async fn warn_about_plaintext_keys(pool: &sqlx::PgPool) {
-    if let Ok(count @ 1..) = db::count_projects_with_plaintext_keys(pool).await {
+    if let Ok(count @ 1..) = db::projects::count_projects_with_plaintext_keys(pool).await {
         tracing::warn!(
             projects = count,
             "Stripe keys stored in plaintext; set SECRETS_ENCRYPTION_KEY and run `customer-portal encrypt-keys`"
@@ -209,27 +100,58 @@ async fn warn_about_plaintext_keys(pool: &sqlx::PgPool) {
     }
 }
 
-fn print_token(project: Uuid, user: String, ttl: u64) -> ExitCode {
-    let minted = JwtConfig::from_env().map_err(|e| format!("configuration error: {e}")).and_then(|config| {
-        auth::mint_dev_token(
-            &config,
-            &EndUser { user_id: user, project_id: project },
-            Duration::from_secs(ttl),
-        )
-    });
-    match minted {
-        Ok(token) => {
-            println!("{token}");
-            ExitCode::SUCCESS
+/// Needs only DATABASE_URL, so a deploy's migrate step carries no token or Stripe settings.
+async fn run_migrations(wait: Duration) -> Result<ExitCode, ExitCode> {
+    let config = load(Audience::Log, AdminConfig::from_env)?;
+    let pool = db::pool(&config.database);
+    match tokio::time::timeout(wait, db::migrate_when_ready(&pool)).await {
+        Ok(Ok(())) => {
+            tracing::info!("migrations applied");
+            Ok(ExitCode::SUCCESS)
         }
-        Err(e) => {
-            tracing::error!("{e}");
-            ExitCode::from(2)
+        Ok(Err(e)) => Err(failed(Audience::Log, 1, e)),
+        Err(_) => {
+            Err(failed(Audience::Log, 1, format!("the database did not come up within {}s", wait.as_secs())))
         }
     }
 }
 
-async fn healthcheck(url: Option<String>) -> ExitCode {
+async fn encrypt_keys() -> Result<ExitCode, ExitCode> {
+    let config = load(Audience::Person, AdminConfig::from_env)?;
+    let Some(keys) = EncryptionKeys::new(&config.encryption_keys) else {
+        return Err(failed(Audience::Person, 2, "SECRETS_ENCRYPTION_KEY: is required to encrypt keys"));
+    };
+    let changed = admin::encrypt_all(&db::pool(&config.database), &keys)
+        .await
+        .map_err(|e| failed(Audience::Person, 1, e))?;
+    println!("encrypted the Stripe keys of {changed} project(s) with key {}", keys.current_key_id());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs one admin command with the database and encryption keys from the environment.
+async fn run_admin(
+    run: impl AsyncFnOnce(&mut Admin<'_>) -> Result<(), AdminError>,
+) -> Result<ExitCode, ExitCode> {
+    let config = load(Audience::Person, AdminConfig::from_env)?;
+    let pool = db::pool(&config.database);
+    let keys = EncryptionKeys::new(&config.encryption_keys);
+    let (mut stdin, mut stdout, mut stderr) = (std::io::stdin().lock(), std::io::stdout(), std::io::stderr());
+    let mut admin =
+        Admin { db: &pool, secrets: keys.as_ref(), stdin: &mut stdin, out: &mut stdout, err: &mut stderr };
+    run(&mut admin).await.map_err(|e| failed(Audience::Person, e.exit_code(), e))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_token(project: Uuid, user: String, ttl: u64) -> Result<ExitCode, ExitCode> {
+    let config = load(Audience::Person, JwtConfig::from_env)?;
+    let user = EndUser { user_id: user, project_id: project };
+    let token = auth::mint_dev_token(&config, &user, Duration::from_secs(ttl))
+        .map_err(|e| failed(Audience::Person, 2, e))?;
+    println!("{token}");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn healthcheck(url: Option<String>) -> Result<ExitCode, ExitCode> {
     let url = url.unwrap_or_else(|| {
         let port = std::env::var("LISTEN_ADDR")
             .ok()
@@ -239,8 +161,8 @@ async fn healthcheck(url: Option<String>) -> ExitCode {
     });
     let probe = reqwest::Client::new().get(&url).timeout(Duration::from_secs(2)).send().await;
     match probe {
-        Ok(response) if response.status().is_success() => ExitCode::SUCCESS,
-        _ => ExitCode::FAILURE,
+        Ok(response) if response.status().is_success() => Ok(ExitCode::SUCCESS),
+        _ => Err(ExitCode::FAILURE),
     }
 }
 

@@ -4,22 +4,15 @@
 //! Each `AppState` owns its registry (no global recorder), so two apps in one process,
 //! as in the tests, never count each other's requests.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use axum::{
-    extract::{MatchedPath, Request, State},
-    http::{HeaderValue, Method, header},
-    middleware::Next,
-    response::{IntoResponse, Response},
-};
+use axum::http::Method;
 use prometheus_client::{
     encoding::{EncodeLabelSet, text::encode},
     metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
     registry::{Registry, Unit},
 };
 use sqlx::PgPool;
-
-use crate::{AppState, stripe::StripeError};
 
 /// Request latency buckets, in seconds: from a cached-path request to a Stripe deadline.
 const LATENCY_BUCKETS: [f64; 14] =
@@ -105,7 +98,7 @@ impl Metrics {
         Self { registry, requests, request_duration, stripe_requests, stripe_duration, pool_connections }
     }
 
-    fn observe_request(&self, method: &Method, route: &str, status: u16, elapsed: Duration) {
+    pub fn observe_request(&self, method: &Method, route: &str, status: u16, elapsed: Duration) {
         // Only standard methods become label values, so no caller can grow the series.
         let method = match *method {
             Method::GET => "GET",
@@ -124,12 +117,9 @@ impl Metrics {
         self.requests.get_or_create(&RequestLabels { method, route, status }).inc();
     }
 
-    /// Records one call to Stripe, retries included, however it ended.
-    pub fn observe_stripe<T>(&self, call: &'static str, result: &Result<T, StripeError>, elapsed: Duration) {
-        let outcome = match result {
-            Ok(_) => "ok",
-            Err(e) => e.outcome(),
-        };
+    /// Records one call to Stripe, retries included, however it ended (`ok` or the
+    /// error's short name).
+    pub fn observe_stripe(&self, call: &'static str, outcome: &'static str, elapsed: Duration) {
         self.stripe_requests.get_or_create(&OutcomeLabels { call, outcome }).inc();
         self.stripe_duration.get_or_create(&OutcomeLabels { call, outcome }).observe(elapsed.as_secs_f64());
     }
@@ -145,30 +135,4 @@ impl Metrics {
         let _ = encode(&mut text, &self.registry);
         text
     }
-}
-
-/// `GET /metrics`, in the OpenMetrics text format Prometheus scrapes.
-pub async fn serve(State(state): State<AppState>) -> Response {
-    let body = state.metrics.render(&state.db);
-    let mut response = body.into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
-    );
-    response
-}
-
-/// Counts and times every request, labelled by its route template.
-pub async fn record(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = request.method().clone();
-    let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
-    let response = next.run(request).await;
-    state.metrics.observe_request(
-        &method,
-        route.as_deref().unwrap_or("unmatched"),
-        response.status().as_u16(),
-        started.elapsed(),
-    );
-    response
 }

@@ -7,19 +7,13 @@ use std::{
     time::Duration,
 };
 
-use governor::{DefaultKeyedRateLimiter, Quota, clock::Clock};
+use governor::{DefaultKeyedRateLimiter, clock::Clock};
 use uuid::Uuid;
 
-use crate::auth::EndUser;
+use crate::config::Quota;
 
-/// A quota: `per_minute` requests on average, `burst` at once. Zero disables it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Limit {
-    pub per_minute: u32,
-    pub burst: u32,
-}
-
-pub struct RateLimits {
+/// The per-user and per-project limiters.
+pub struct RateLimiter {
     per_user: Option<DefaultKeyedRateLimiter<(Uuid, String)>>,
     per_project: Option<DefaultKeyedRateLimiter<Uuid>>,
     checks: AtomicU64,
@@ -29,34 +23,35 @@ pub struct RateLimits {
 /// bounded by recent users rather than all users ever seen.
 const PRUNE_EVERY: u64 = 4096;
 
-fn quota(limit: Limit) -> Option<Quota> {
+fn governor_quota(limit: Quota) -> Option<governor::Quota> {
     let per_minute = NonZeroU32::new(limit.per_minute)?;
     let burst = NonZeroU32::new(limit.burst).unwrap_or(per_minute);
-    Some(Quota::per_minute(per_minute).allow_burst(burst))
+    Some(governor::Quota::per_minute(per_minute).allow_burst(burst))
 }
 
-impl RateLimits {
-    pub fn new(per_user: Limit, per_project: Limit) -> Self {
+impl RateLimiter {
+    pub fn new(per_user: Quota, per_project: Quota) -> Self {
         Self {
-            per_user: quota(per_user).map(DefaultKeyedRateLimiter::dashmap),
-            per_project: quota(per_project).map(DefaultKeyedRateLimiter::dashmap),
+            per_user: governor_quota(per_user).map(DefaultKeyedRateLimiter::dashmap),
+            per_project: governor_quota(per_project).map(DefaultKeyedRateLimiter::dashmap),
             checks: AtomicU64::new(0),
         }
     }
 
-    /// Counts one request; `Err` carries how long until it would be allowed.
-    pub fn check(&self, user: &EndUser) -> Result<(), Duration> {
+    /// Counts one request of `user_id` in `project_id`; `Err` carries how long until it
+    /// would be allowed.
+    pub fn check(&self, project_id: Uuid, user_id: &str) -> Result<(), Duration> {
         if self.checks.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY == PRUNE_EVERY - 1 {
             self.prune();
         }
         let clock = governor::clock::DefaultClock::default();
         if let Some(limiter) = &self.per_user {
             limiter
-                .check_key(&(user.project_id, user.user_id.clone()))
+                .check_key(&(project_id, user_id.to_owned()))
                 .map_err(|not_until| not_until.wait_time_from(clock.now()))?;
         }
         if let Some(limiter) = &self.per_project {
-            limiter.check_key(&user.project_id).map_err(|not_until| not_until.wait_time_from(clock.now()))?;
+            limiter.check_key(&project_id).map_err(|not_until| not_until.wait_time_from(clock.now()))?;
         }
         Ok(())
     }

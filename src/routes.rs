@@ -1,34 +1,56 @@
 //! The HTTP routes, and FastAPI-shaped answers for requests that match none of them.
 
+mod extract;
 mod health;
+mod metrics;
 mod openapi;
 mod portal;
+mod state;
 
-pub use openapi::ApiDoc;
+pub use portal::PATH as PORTAL_PATH;
+pub use state::{AppState, StartupError};
 
 use std::time::Duration;
 
 use axum::{
     BoxError, Router,
     error_handling::HandleErrorLayer,
-    http::{HeaderName, Method, header},
+    extract::DefaultBodyLimit,
+    http::{HeaderName, HeaderValue, Method, header},
+    response::IntoResponse,
     routing::{get, post},
 };
 use tower::ServiceBuilder;
-use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::{
+    catch_panic::CatchPanicLayer,
+    cors::{AllowOrigin, CorsLayer},
+};
 
-use crate::{AppState, config::CorsOrigins, error::ApiError, metrics};
+use crate::{config::CorsOrigins, error::ApiError, telemetry};
 
-pub const PORTAL_PATH: &str = "/api/v1/payments/stripe/customer-portal";
+/// The whole HTTP application: routes and the layers around them.
+pub fn app(state: AppState) -> Router {
+    let config = &state.config;
+    let mut router = router(config.max_in_flight)
+        .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::record));
+    if let Some(cors) = cors(&config.cors_allowed_origins) {
+        router = router.layer(cors);
+    }
+    telemetry::instrument(router)
+        // A bug must cost one request a 500, never the process.
+        .layer(CatchPanicLayer::custom(|_| ApiError::Internal("handler panicked".into()).into_response()))
+        .with_state(state)
+}
 
-pub fn router(max_in_flight: usize) -> Router<AppState> {
+fn router(max_in_flight: usize) -> Router<AppState> {
     // Only the portal route is limited: health checks must answer under any load.
     let shed = ServiceBuilder::new()
         .layer(HandleErrorLayer::new(|_: BoxError| async { ApiError::Overloaded }))
         .load_shed()
         .concurrency_limit(max_in_flight);
     Router::new()
-        .route(PORTAL_PATH, post(portal::create_session).layer(shed))
+        .route(portal::PATH, post(portal::create_session).layer(shed))
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
         .route("/metrics", get(metrics::serve))
@@ -40,11 +62,14 @@ pub fn router(max_in_flight: usize) -> Router<AppState> {
 
 /// Browsers may call from the configured origins only; with none configured the
 /// service sends no CORS headers, so only same-origin pages can read its answers.
-pub fn cors(origins: &CorsOrigins) -> Option<CorsLayer> {
+fn cors(origins: &CorsOrigins) -> Option<CorsLayer> {
     let allow = match origins {
         CorsOrigins::None => return None,
         CorsOrigins::Any => AllowOrigin::any(),
-        CorsOrigins::List(list) => AllowOrigin::list(list.iter().cloned()),
+        // Each was checked to be a bare origin at start-up, so each is a valid header value.
+        CorsOrigins::List(list) => {
+            AllowOrigin::list(list.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+        }
     };
     let layer = CorsLayer::new()
         .allow_origin(allow)

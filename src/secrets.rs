@@ -13,18 +13,20 @@ use base64::{Engine, engine::general_purpose::STANDARD as B64};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::config::{EncryptionKey, parse_encryption_keys};
+
 const PREFIX: &str = "enc:v1:";
 const NONCE_BYTES: usize = 12;
 
-/// The encryption keys, first one current.
+/// The encryption keys of `SECRETS_ENCRYPTION_KEY`, first one current.
 #[derive(Clone)]
-pub struct KeyRing {
+pub struct EncryptionKeys {
     keys: Vec<(String, Aes256Gcm)>,
 }
 
-impl std::fmt::Debug for KeyRing {
+impl std::fmt::Debug for EncryptionKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyRing")
+        f.debug_struct("EncryptionKeys")
             .field("key_ids", &self.keys.iter().map(|(id, _)| id).collect::<Vec<_>>())
             .finish()
     }
@@ -50,31 +52,22 @@ fn associated_data(project: Uuid, livemode: bool) -> String {
     format!("{project}:{}", if livemode { "live" } else { "test" })
 }
 
-impl KeyRing {
-    /// Parses comma-separated base64 keys of 32 bytes each.
-    pub fn parse(value: &str) -> Result<Self, String> {
-        let keys = value
-            .split(',')
-            .map(str::trim)
-            .filter(|k| !k.is_empty())
-            .map(|encoded| {
-                let bytes = B64.decode(encoded).map_err(|_| "each key must be base64".to_owned())?;
-                if bytes.len() != 32 {
-                    return Err(format!(
-                        "each key must be 32 bytes (base64 of 32 random bytes), got {}",
-                        bytes.len()
-                    ));
-                }
-                let id =
-                    Sha256::digest(&bytes).iter().take(4).map(|b| format!("{b:02x}")).collect::<String>();
-                let cipher = Aes256Gcm::new_from_slice(&bytes).map_err(|_| "invalid key".to_owned())?;
-                Ok((id, cipher))
+impl EncryptionKeys {
+    /// `None` when no key is configured.
+    pub fn new(keys: &[EncryptionKey]) -> Option<Self> {
+        let keys: Vec<_> = keys
+            .iter()
+            .map(|key| {
+                let id = Sha256::digest(key.bytes()).iter().take(4).map(|b| format!("{b:02x}")).collect();
+                (id, Aes256Gcm::new(key.bytes().into()))
             })
-            .collect::<Result<Vec<_>, _>>()?;
-        if keys.is_empty() {
-            return Err("no key given".into());
-        }
-        Ok(Self { keys })
+            .collect();
+        (!keys.is_empty()).then_some(Self { keys })
+    }
+
+    /// Parses `SECRETS_ENCRYPTION_KEY`'s format: comma-separated base64 keys of 32 bytes.
+    pub fn parse(value: &str) -> Result<Self, String> {
+        Self::new(&parse_encryption_keys(value)?).ok_or_else(|| "no key given".into())
     }
 
     pub fn current_key_id(&self) -> &str {
@@ -120,7 +113,7 @@ impl KeyRing {
 
 /// A stored key as usable plaintext: decrypted when encrypted, as-is otherwise.
 pub fn reveal(
-    keys: Option<&KeyRing>,
+    keys: Option<&EncryptionKeys>,
     stored: String,
     project: Uuid,
     livemode: bool,
@@ -129,42 +122,6 @@ pub fn reveal(
         return Ok(stored);
     }
     keys.ok_or(SecretError::NoKeys)?.decrypt(&stored, project, livemode)
-}
-
-/// Why `encrypt_all` stopped; nothing was changed when it returns an error.
-#[derive(Debug, thiserror::Error)]
-pub enum EncryptAllError {
-    #[error("project {project}: {error}")]
-    Secret { project: Uuid, error: SecretError },
-    #[error(transparent)]
-    Database(#[from] sqlx::Error),
-}
-
-/// Encrypts every plaintext key, and re-encrypts every key under an older key, with the
-/// current key, in one transaction. Returns how many projects changed.
-pub async fn encrypt_all(db: &sqlx::PgPool, ring: &KeyRing) -> Result<usize, EncryptAllError> {
-    let mut tx = db.begin().await?;
-    let mut changed = 0;
-    for row in crate::db::project_keys_for_update(&mut *tx).await? {
-        let reseal = |stored: Option<String>, livemode: bool| -> Result<Option<String>, EncryptAllError> {
-            match stored {
-                Some(value) if !value.is_empty() && ring.needs_encrypting(&value) => {
-                    let plain = reveal(Some(ring), value, row.id, livemode)
-                        .map_err(|error| EncryptAllError::Secret { project: row.id, error })?;
-                    Ok(Some(ring.encrypt(&plain, row.id, livemode)))
-                }
-                other => Ok(other),
-            }
-        };
-        let test = reseal(row.test.clone(), false)?;
-        let live = reseal(row.live.clone(), true)?;
-        if test != row.test || live != row.live {
-            crate::db::set_project_keys(&mut *tx, row.id, test.as_deref(), live.as_deref()).await?;
-            changed += 1;
-        }
-    }
-    tx.commit().await?;
-    Ok(changed)
 }
 
 #[cfg(test)]
@@ -176,7 +133,7 @@ mod tests {
 
     #[test]
     fn round_trips_a_key_for_its_project_and_mode() {
-        let ring = KeyRing::parse(KEY_A).expect("key");
+        let ring = EncryptionKeys::parse(KEY_A).expect("key");
         let project = Uuid::new_v4();
         let stored = ring.encrypt("sk_test_abc", project, false);
         assert!(stored.starts_with("enc:v1:") && !stored.contains("sk_test_abc"));
@@ -185,7 +142,7 @@ mod tests {
 
     #[test]
     fn a_ciphertext_moved_to_another_project_or_mode_does_not_decrypt() {
-        let ring = KeyRing::parse(KEY_A).expect("key");
+        let ring = EncryptionKeys::parse(KEY_A).expect("key");
         let project = Uuid::new_v4();
         let stored = ring.encrypt("sk_live_abc", project, true);
         assert_eq!(ring.decrypt(&stored, Uuid::new_v4(), true), Err(SecretError::Corrupt));
@@ -195,8 +152,8 @@ mod tests {
     #[test]
     fn old_keys_still_decrypt_after_rotation() {
         let project = Uuid::new_v4();
-        let stored = KeyRing::parse(KEY_A).expect("key").encrypt("sk_test_abc", project, false);
-        let rotated = KeyRing::parse(&format!("{KEY_B},{KEY_A}")).expect("keys");
+        let stored = EncryptionKeys::parse(KEY_A).expect("key").encrypt("sk_test_abc", project, false);
+        let rotated = EncryptionKeys::parse(&format!("{KEY_B},{KEY_A}")).expect("keys");
         assert_eq!(rotated.decrypt(&stored, project, false).as_deref(), Ok("sk_test_abc"));
         assert!(rotated.needs_encrypting(&stored));
         assert!(!rotated.needs_encrypting(&rotated.encrypt("sk_test_abc", project, false)));
@@ -204,7 +161,7 @@ mod tests {
 
     #[test]
     fn a_tampered_ciphertext_does_not_decrypt() {
-        let ring = KeyRing::parse(KEY_A).expect("key");
+        let ring = EncryptionKeys::parse(KEY_A).expect("key");
         let project = Uuid::new_v4();
         let mut stored = ring.encrypt("sk_test_abc", project, false);
         let last = stored.pop().expect("non-empty");
@@ -214,7 +171,7 @@ mod tests {
 
     #[test]
     fn refuses_keys_of_the_wrong_size() {
-        assert!(KeyRing::parse("c2hvcnQ=").is_err());
-        assert!(KeyRing::parse("not base64!").is_err());
+        assert!(EncryptionKeys::parse("c2hvcnQ=").is_err());
+        assert!(EncryptionKeys::parse("not base64!").is_err());
     }
 }

@@ -31,7 +31,7 @@ pub fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
 
 /// How connections are served.
 #[derive(Clone, Copy, Debug)]
-pub struct Limits {
+pub struct ServeOptions {
     /// After `shutdown`, in-flight requests get this long to finish.
     pub grace: Duration,
     /// A connection that takes longer to deliver a request's headers, counted from when
@@ -41,14 +41,14 @@ pub struct Limits {
 }
 
 /// Serves `app` until `shutdown` resolves, then lets in-flight requests finish for at
-/// most `limits.grace` before returning.
+/// most `options.grace` before returning.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
-    limits: Limits,
+    options: ServeOptions,
 ) -> std::io::Result<()> {
-    let Limits { grace, header_timeout } = limits;
+    let ServeOptions { grace, header_timeout } = options;
     let http = http1(header_timeout);
     let graceful = GracefulShutdown::new();
     // Every connection shares this one router: `Router::with_state` per connection, as

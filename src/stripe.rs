@@ -11,6 +11,10 @@ use url::Url;
 
 use crate::config::StripeConfig;
 
+mod flow;
+
+pub use flow::{AfterCompletion, Flow, ReturnUrl, SubscriptionId};
+
 /// The API version every request pins, so Stripe's answers keep the shape we parse.
 pub const API_VERSION: &str = "2026-10-28.endive";
 
@@ -26,6 +30,13 @@ pub const PORTAL_LOCALES: &[&str] = &[
 /// Exact match: Stripe rejects `EN` or `en_GB`, so we do too, before calling it.
 pub fn is_portal_locale(locale: &str) -> bool {
     PORTAL_LOCALES.contains(&locale)
+}
+
+/// Whether a secret (`sk_`) or restricted (`rk_`) key is for the mode: a test-mode
+/// request must never be served with a live key, nor the reverse.
+pub fn key_fits_mode(key: &str, livemode: bool) -> bool {
+    let prefixes = if livemode { ["sk_live_", "rk_live_"] } else { ["sk_test_", "rk_test_"] };
+    prefixes.iter().any(|p| key.starts_with(p))
 }
 
 /// Cheap to clone: every clone shares one connection pool.
@@ -56,81 +67,14 @@ pub struct PortalSessionRequest<'a> {
     pub flow: Option<&'a Flow>,
 }
 
-/// A deep link: the portal opens on one task instead of its home page.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Flow {
-    pub kind: FlowKind,
-    pub after_completion: Option<AfterCompletion>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum FlowKind {
-    PaymentMethodUpdate,
-    SubscriptionCancel { subscription: String },
-    SubscriptionUpdate { subscription: String },
-}
-
-/// Where the user goes once the flow is done.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum AfterCompletion {
-    Redirect { return_url: Url },
-    PortalHomepage,
-    HostedConfirmation { message: Option<String> },
-}
-
-impl FlowKind {
-    /// Stripe's name for the flow, also the tag callers send as `flow.type`.
-    pub fn name(&self) -> &'static str {
-        match self {
-            FlowKind::PaymentMethodUpdate => "payment_method_update",
-            FlowKind::SubscriptionCancel { .. } => "subscription_cancel",
-            FlowKind::SubscriptionUpdate { .. } => "subscription_update",
-        }
-    }
-
-    /// The subscription the flow acts on, which must be the user's own.
-    pub fn subscription(&self) -> Option<&str> {
-        match self {
-            FlowKind::PaymentMethodUpdate => None,
-            FlowKind::SubscriptionCancel { subscription } | FlowKind::SubscriptionUpdate { subscription } => {
-                Some(subscription)
-            }
-        }
-    }
-}
-
 impl PortalSessionRequest<'_> {
-    /// The form fields, with `flow_data[...]` nested the way Stripe's form encoding nests.
+    /// The form fields, in the order Stripe's docs list them.
     pub fn form(&self) -> Vec<(&'static str, &str)> {
         let mut form = vec![("customer", self.customer), ("return_url", self.return_url)];
         form.extend(self.configuration.map(|id| ("configuration", id)));
         form.extend(self.locale.map(|locale| ("locale", locale)));
-        let Some(flow) = self.flow else { return form };
-        form.push(("flow_data[type]", flow.kind.name()));
-        match &flow.kind {
-            FlowKind::PaymentMethodUpdate => {}
-            FlowKind::SubscriptionCancel { subscription } => {
-                form.push(("flow_data[subscription_cancel][subscription]", subscription));
-            }
-            FlowKind::SubscriptionUpdate { subscription } => {
-                form.push(("flow_data[subscription_update][subscription]", subscription));
-            }
-        }
-        match &flow.after_completion {
-            None => {}
-            Some(AfterCompletion::PortalHomepage) => {
-                form.push(("flow_data[after_completion][type]", "portal_homepage"));
-            }
-            Some(AfterCompletion::Redirect { return_url }) => {
-                form.push(("flow_data[after_completion][type]", "redirect"));
-                form.push(("flow_data[after_completion][redirect][return_url]", return_url.as_str()));
-            }
-            Some(AfterCompletion::HostedConfirmation { message }) => {
-                form.push(("flow_data[after_completion][type]", "hosted_confirmation"));
-                if let Some(message) = message {
-                    form.push(("flow_data[after_completion][hosted_confirmation][custom_message]", message));
-                }
-            }
+        if let Some(flow) = self.flow {
+            flow.form(&mut form);
         }
         form
     }

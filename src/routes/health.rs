@@ -2,15 +2,11 @@
 
 use std::time::Duration;
 
-use axum::{
-    Json,
-    extract::State,
-    http::StatusCode,
-    response::{IntoResponse, Response},
-};
+use axum::{Json, extract::State};
 use serde_json::json;
+use sqlx::PgPool;
 
-use crate::{AppState, db};
+use crate::{db, error::ApiError};
 
 /// How long readiness waits for the database before saying no.
 const READY_WITHIN: Duration = Duration::from_secs(1);
@@ -26,13 +22,13 @@ pub async fn live() -> Json<serde_json::Value> {
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
         (status = 200, description = "Ready.", example = json!({"status": "ok"})),
-        (status = 503, description = "The database does not answer.", body = crate::routes::openapi::ErrorBody,
+        (status = 503, description = "The database does not answer.", body = crate::error::ErrorBody,
             example = json!({"detail": "Database unavailable"})),
     ))]
-pub async fn ready(State(state): State<AppState>) -> Response {
-    if db::is_ready(&state.db, READY_WITHIN).await {
-        Json(json!({ "status": "ok" })).into_response()
+pub async fn ready(State(db): State<PgPool>) -> Result<Json<serde_json::Value>, ApiError> {
+    if db::is_ready(&db, READY_WITHIN).await {
+        Ok(Json(json!({ "status": "ok" })))
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "detail": "Database unavailable" }))).into_response()
+        Err(ApiError::NotReady)
     }
 }

@@ -2,9 +2,8 @@
 //! served from the binary: the UI's files are compiled in, nothing is fetched at run time.
 
 use axum::Json;
-use serde::Serialize;
 use utoipa::{
-    Modify, OpenApi, ToSchema,
+    Modify, OpenApi,
     openapi::{
         self,
         security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
@@ -15,7 +14,11 @@ use utoipa_swagger_ui::SwaggerUi;
 use serde_json::{Value, json};
 use utoipa::openapi::{RefOr, Schema};
 
-use crate::{stripe::PORTAL_LOCALES, validation::ValidationIssue};
+use crate::{
+    error::{ErrorBody, ValidationErrorBody},
+    stripe::PORTAL_LOCALES,
+    validation::ValidationIssue,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -68,19 +71,6 @@ impl Modify for LocaleEnum {
         let Some(RefOr::T(Schema::Object(locale))) = body.properties.get_mut("locale") else { return };
         locale.enum_values = Some(PORTAL_LOCALES.iter().map(|l| json!(l)).chain([Value::Null]).collect());
     }
-}
-
-/// Every error except a validation error: `{"detail": "..."}`.
-#[derive(Serialize, ToSchema)]
-#[schema(example = json!({"detail": "No Stripe customer found for user"}))]
-pub struct ErrorBody {
-    pub detail: String,
-}
-
-/// A 422: one item per problem, in Pydantic v2's shape.
-#[derive(Serialize, ToSchema)]
-pub struct ValidationErrorBody {
-    pub detail: Vec<ValidationIssue>,
 }
 
 pub async fn document() -> Json<openapi::OpenApi> {

@@ -1,34 +1,25 @@
 //! `POST /api/v1/payments/stripe/customer-portal`: a Stripe billing-portal session for
-//! the signed-in user of the token's project.
+//! the signed-in user of the token's project. The use case is `crate::portal`.
 
-use std::time::Instant;
+use std::sync::Arc;
 
 use axum::{
     Json,
     extract::State,
-    http::{HeaderValue, StatusCode, header},
+    http::{HeaderValue, header},
     response::{IntoResponse, Response},
 };
-use secrecy::SecretString;
 use serde::Serialize;
-use serde_json::json;
-use url::Url;
 use utoipa::ToSchema;
 
 use crate::{
-    AppState,
     auth::EndUser,
-    config::Origin,
-    error::ApiError,
-    routes::openapi::{ErrorBody, ValidationErrorBody},
-    secrets,
-    stripe::{PortalSessionRequest, StripeError, is_portal_locale},
-    validation::ValidationIssue,
+    error::{ApiError, ErrorBody, ValidationErrorBody},
+    portal::{Portal, PortalRequest},
+    routes::extract::ModeAndBody,
 };
 
-mod request;
-
-pub use request::PortalRequest;
+pub const PATH: &str = "/api/v1/payments/stripe/customer-portal";
 
 #[derive(Serialize, ToSchema)]
 pub struct PortalResponse {
@@ -38,70 +29,13 @@ pub struct PortalResponse {
     portal_url: String,
 }
 
-/// The JSON body, for the OpenAPI document. `PortalRequest` parses it by hand, to answer
-/// each mistake exactly as FastAPI would.
-#[derive(ToSchema)]
-#[allow(dead_code, reason = "a schema only; never constructed")]
-pub struct PortalRequestBody {
-    /// Where the portal's return link sends the user: an absolute `http`/`https` URL on an
-    /// allowed origin (see `RETURN_URL_ALLOWED_ORIGINS` and the project's own list).
-    #[schema(format = "uri", min_length = 1, example = "https://app.example.com/account")]
-    return_url: String,
-    /// Open the portal on one task instead of its home page (a deep link).
-    flow: Option<FlowBody>,
-    /// The portal's language (one of Stripe's locales; `auto` lets Stripe choose). Wins
-    /// over the project's default locale.
-    #[schema(example = "fr")]
-    locale: Option<String>,
-}
-
-/// `flow`: a union tagged by `type`. Subscription flows act only on the user's own subscription.
-#[derive(Serialize, ToSchema)]
-#[serde(tag = "type", rename_all = "snake_case")]
-#[allow(dead_code, reason = "a schema only; never constructed")]
-pub enum FlowBody {
-    /// Update the default payment method.
-    PaymentMethodUpdate { after_completion: Option<AfterCompletionBody> },
-    /// Cancel one subscription.
-    SubscriptionCancel {
-        #[schema(pattern = "^sub_[A-Za-z0-9]+$", example = "sub_1MowQVLkdIwHu7ixeRlqHVzs")]
-        subscription: String,
-        after_completion: Option<AfterCompletionBody>,
-    },
-    /// Change one subscription's plan.
-    SubscriptionUpdate {
-        #[schema(pattern = "^sub_[A-Za-z0-9]+$", example = "sub_1MowQVLkdIwHu7ixeRlqHVzs")]
-        subscription: String,
-        after_completion: Option<AfterCompletionBody>,
-    },
-}
-
-/// `flow.after_completion`: where the user goes once the flow is done.
-#[derive(Serialize, ToSchema)]
-#[serde(tag = "type", rename_all = "snake_case")]
-#[allow(dead_code, reason = "a schema only; never constructed")]
-pub enum AfterCompletionBody {
-    /// Back to the app; the URL passes the same checks and allow-list as `return_url`.
-    Redirect {
-        #[schema(format = "uri", min_length = 1)]
-        return_url: String,
-    },
-    /// The portal's home page.
-    PortalHomepage,
-    /// A confirmation page in the portal, with an optional message.
-    HostedConfirmation {
-        #[schema(max_length = 500)]
-        message: Option<String>,
-    },
-}
-
 /// Opens a Stripe billing-portal session for the token's user and answers its URL.
 ///
 /// The project is the token's `project_id`; the Stripe customer is the one linked to
 /// (project, `sub`, mode). Unknown body fields are ignored.
 #[utoipa::path(
     post,
-    path = "/api/v1/payments/stripe/customer-portal",
+    path = PATH,
     tag = "payments",
     operation_id = "create_customer_portal_session",
     params(
@@ -110,7 +44,7 @@ pub enum AfterCompletionBody {
                 customer; `false` for live. Accepts Pydantic's spellings: `true/false/1/0/yes/no/on/off/t/f/y/n`, \
                 any case."),
     ),
-    request_body(content = PortalRequestBody, content_type = "application/json"),
+    request_body(content = PortalRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "The session's URL.", body = PortalResponse,
             headers(("Cache-Control" = String, description = "Always `no-store`: the URL is a credential."))),
@@ -141,127 +75,13 @@ pub enum AfterCompletionBody {
     security(("bearer" = [])),
 )]
 pub async fn create_session(
-    State(state): State<AppState>,
+    State(portal): State<Arc<Portal>>,
     user: EndUser,
-    request: PortalRequest,
+    ModeAndBody { test_mode, body }: ModeAndBody<PortalRequest>,
 ) -> Result<Response, ApiError> {
-    state.rate_limits.check(&user).map_err(|retry_after| ApiError::RateLimited { retry_after })?;
-    let livemode = !request.test_mode;
-    let target = state
-        .lookups
-        .find(user.project_id, &user.user_id, livemode)
-        .await?
-        .ok_or(ApiError::ProjectNotFound)?;
-    let key = target
-        .secret_key
-        .filter(|stored| !stored.is_empty())
-        .map(|stored| secrets::reveal(state.config.secrets.as_ref(), stored, user.project_id, livemode))
-        .transpose()
-        .map_err(|e| ApiError::Internal(format!("project {}'s Stripe key: {e}", user.project_id)))?
-        .filter(|key| key_fits_mode(key, livemode, &user))
-        .ok_or(ApiError::ProjectNotFound)?;
-    let project_origins = target.allowed_origins.unwrap_or_default();
-    let refused: Vec<ValidationIssue> = request
-        .return_urls
-        .iter()
-        .filter(|r| {
-            !return_url_allowed(&r.url, &state.config.return_url_allowed_origins, &project_origins, livemode)
-        })
-        .map(|r| {
-            let name = r.loc.last().and_then(|l| l.as_str()).unwrap_or("return_url");
-            ValidationIssue::value_error(
-                r.loc.clone(),
-                json!(r.input),
-                &format!("{name} is not on an allowed origin"),
-            )
-        })
-        .collect();
-    if !refused.is_empty() {
-        return Err(ApiError::Validation(refused));
-    }
-    let customer = target.customer_id.ok_or(ApiError::CustomerNotFound)?;
-    let key = SecretString::from(key);
-
-    let flow = request.flow.as_ref();
-    if let Some(subscription) = flow.and_then(|f| f.kind.subscription()) {
-        check_subscription_owner(&state, &key, subscription, &customer).await?;
-    }
-    let locale =
-        request.locale.as_deref().or_else(|| project_locale(target.default_locale.as_deref(), &user));
-    let session_request = PortalSessionRequest {
-        customer: &customer,
-        return_url: request.return_url.as_str(),
-        configuration: target.configuration.as_deref(),
-        locale,
-        flow,
-    };
-    let started = Instant::now();
-    let session = state.stripe.create_portal_session(&key, &session_request).await;
-    state.metrics.observe_stripe("create_session", &session, started.elapsed());
-    let session = session?;
-    let span = tracing::Span::current();
-    span.record("livemode", livemode);
-    span.record("flow", flow.map(|f| f.kind.name()));
-    span.record("stripe_session", session.id.as_str());
-
-    let mut response = (StatusCode::OK, Json(PortalResponse { portal_url: session.url })).into_response();
+    let session = portal.open_session(&user, !test_mode, body).await?;
+    let mut response = Json(PortalResponse { portal_url: session.url }).into_response();
     // The URL is a bearer credential for the customer's billing: no cache may keep it.
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
-}
-
-/// A flow may only act on the user's own subscription. Stripe's session call does not
-/// promise to check that a subscription belongs to `customer`, so we read it first; a
-/// missing subscription and another customer's get the same 404, so nothing leaks.
-async fn check_subscription_owner(
-    state: &AppState,
-    key: &SecretString,
-    subscription: &str,
-    customer: &str,
-) -> Result<(), ApiError> {
-    let started = Instant::now();
-    let found = state.stripe.retrieve_subscription(key, subscription).await;
-    state.metrics.observe_stripe("retrieve_subscription", &found, started.elapsed());
-    match found {
-        Ok(found) if found.customer == customer => Ok(()),
-        Ok(found) => {
-            tracing::warn!(subscription = %found.id, "refused a flow on another customer's subscription");
-            Err(ApiError::SubscriptionNotFound)
-        }
-        Err(StripeError::SubscriptionNotFound { .. }) => Err(ApiError::SubscriptionNotFound),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// The project's default locale, unless another service stored one Stripe would refuse.
-fn project_locale<'a>(stored: Option<&'a str>, user: &EndUser) -> Option<&'a str> {
-    let locale = stored.filter(|l| !l.is_empty())?;
-    if is_portal_locale(locale) {
-        return Some(locale);
-    }
-    tracing::warn!(project_id = %user.project_id, locale, "ignoring the project's default locale: not a Stripe locale");
-    None
-}
-
-/// A test-mode request must never be served with a live key, nor the reverse; a key of
-/// the wrong kind is a misconfigured project.
-fn key_fits_mode(key: &str, livemode: bool, user: &EndUser) -> bool {
-    let prefixes = if livemode { ["sk_live_", "rk_live_"] } else { ["sk_test_", "rk_test_"] };
-    let fits = prefixes.iter().any(|p| key.starts_with(p));
-    if !fits && !key.is_empty() {
-        tracing::warn!(project_id = %user.project_id, livemode, "project's Stripe key does not match the mode");
-    }
-    fits
-}
-
-/// Where a `return_url` may send the user back to: an origin on the global list or the
-/// project's; with neither list, any https origin, and loopback http in test mode only,
-/// so a live portal can never hand the user to an unencrypted page.
-fn return_url_allowed(url: &Url, global: &[Origin], project: &[String], livemode: bool) -> bool {
-    if global.is_empty() && project.is_empty() {
-        let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
-        return url.scheme() == "https" || (!livemode && loopback);
-    }
-    let origin = Origin::of(url);
-    global.contains(&origin) || project.iter().filter_map(|o| o.parse::<Origin>().ok()).any(|o| o == origin)
 }

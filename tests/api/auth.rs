@@ -36,7 +36,7 @@ async fn refuses_a_scheme_other_than_bearer(db: PgPool) {
     let project = app.seed("user_1").await;
     let response = app
         .http
-        .post(app.url("/api/v1/payments/stripe/customer-portal"))
+        .post(app.url(PORTAL_ROUTE))
         .header("Authorization", format!("Basic {}", token(project, "user_1")))
         .json(&json!({ "return_url": RETURN_URL }))
         .send()
@@ -54,7 +54,7 @@ async fn accepts_the_bearer_scheme_in_any_case(db: PgPool) {
     app.stripe_creates_sessions().await;
     let response = app
         .http
-        .post(app.url("/api/v1/payments/stripe/customer-portal"))
+        .post(app.url(PORTAL_ROUTE))
         .header("Authorization", format!("bearer {}", token(project, "user_1")))
         .json(&json!({ "return_url": RETURN_URL }))
         .send()
@@ -223,7 +223,7 @@ async fn checks_auth_before_the_body_and_query(db: PgPool) {
     let app = TestApp::spawn(db).await;
     let response = app
         .http
-        .post(app.url("/api/v1/payments/stripe/customer-portal?test_mode=maybe"))
+        .post(app.url(&format!("{PORTAL_ROUTE}?test_mode=maybe")))
         .header("content-type", "application/json")
         .body("{\"return_url\": ")
         .send()

@@ -3,10 +3,7 @@
 
 use std::{collections::BTreeSet, time::Duration};
 
-use customer_portal::{
-    config::DatabaseConfig,
-    db::{PortalKey, find_portal_targets},
-};
+use customer_portal::config::DatabaseConfig;
 use serde_json::json;
 use sqlx::PgPool;
 use tokio::task::JoinSet;
@@ -58,42 +55,6 @@ async fn concurrent_requests_each_get_their_own_key_and_customer(db: PgPool) {
         .map(|r| (header(r, "authorization").unwrap_or_default().to_owned(), form(r)["customer"].clone()))
         .collect();
     assert_eq!(sent, expected);
-}
-
-#[sqlx::test(migrator = "customer_portal::db::MIGRATOR")]
-async fn a_batch_answers_in_the_order_asked_with_none_for_unknown_projects(db: PgPool) {
-    let project = insert_project(&db, Some(TEST_KEY), Some(LIVE_KEY)).await;
-    insert_customer(&db, project, "user_1", false, "cus_test_1").await;
-    insert_customer(&db, project, "user_1", true, "cus_live_1").await;
-    let key = |project_id, user: &str, livemode| PortalKey { project_id, user_id: user.to_owned(), livemode };
-
-    let targets = find_portal_targets(
-        &db,
-        &[
-            key(project, "user_1", true),
-            key(Uuid::new_v4(), "user_1", false),
-            key(project, "user_2", false),
-            key(project, "user_1", false),
-            key(project, "user_1", true),
-        ],
-    )
-    .await
-    .expect("query runs");
-
-    let seen: Vec<Option<(Option<&str>, Option<&str>)>> = targets
-        .iter()
-        .map(|t| t.as_ref().map(|t| (t.secret_key.as_deref(), t.customer_id.as_deref())))
-        .collect();
-    assert_eq!(
-        seen,
-        [
-            Some((Some(LIVE_KEY), Some("cus_live_1"))),
-            None,
-            Some((Some(TEST_KEY), None)),
-            Some((Some(TEST_KEY), Some("cus_test_1"))),
-            Some((Some(LIVE_KEY), Some("cus_live_1"))),
-        ]
-    );
 }
 
 /// A pool of two connections, one for the loader and one for readiness, as `serve` makes it.

@@ -11,6 +11,7 @@ mod errors;
 mod flows;
 mod fuzz;
 mod keys;
+mod layers;
 mod logs;
 mod lookups;
 mod metrics;

@@ -16,8 +16,7 @@ async fn answers_404_json_for_an_unknown_route(db: PgPool) {
 #[sqlx::test(migrator = "customer_portal::db::MIGRATOR")]
 async fn answers_405_json_for_a_wrong_method(db: PgPool) {
     let app = TestApp::spawn(db).await;
-    let response =
-        app.http.get(app.url("/api/v1/payments/stripe/customer-portal")).send().await.expect("sent");
+    let response = app.http.get(app.url(PORTAL_ROUTE)).send().await.expect("sent");
     assert_eq!(response.status(), 405);
     assert_eq!(body(response).await, json!({ "detail": "Method Not Allowed" }));
 }
@@ -53,7 +52,7 @@ async fn allows_a_preflight_with_authorization_from_an_allowed_origin(db: PgPool
     let app = TestApp::spawn_with(db, &[("CORS_ALLOWED_ORIGINS", "https://app.example.com")]).await;
     let response = app
         .http
-        .request(reqwest::Method::OPTIONS, app.url("/api/v1/payments/stripe/customer-portal"))
+        .request(reqwest::Method::OPTIONS, app.url(PORTAL_ROUTE))
         .header("Origin", "https://app.example.com")
         .header("Access-Control-Request-Method", "POST")
         .header("Access-Control-Request-Headers", "authorization,content-type")
@@ -72,7 +71,7 @@ async fn gives_no_cors_grant_to_an_unlisted_origin(db: PgPool) {
     let app = TestApp::spawn_with(db, &[("CORS_ALLOWED_ORIGINS", "https://app.example.com")]).await;
     let response = app
         .http
-        .request(reqwest::Method::OPTIONS, app.url("/api/v1/payments/stripe/customer-portal"))
+        .request(reqwest::Method::OPTIONS, app.url(PORTAL_ROUTE))
         .header("Origin", "https://evil.example")
         .header("Access-Control-Request-Method", "POST")
         .send()
@@ -86,7 +85,7 @@ async fn grants_cors_on_the_actual_post_from_an_allowed_origin(db: PgPool) {
     let app = TestApp::spawn_with(db, &[("CORS_ALLOWED_ORIGINS", "https://app.example.com")]).await;
     let response = app
         .http
-        .post(app.url("/api/v1/payments/stripe/customer-portal"))
+        .post(app.url(PORTAL_ROUTE))
         .header("Origin", "https://app.example.com")
         .json(&json!({}))
         .send()
@@ -107,7 +106,7 @@ async fn finishes_in_flight_requests_on_shutdown(db: PgPool) {
     let token = token(project, "user_1");
 
     let in_flight = {
-        let (http, url) = (app.http.clone(), app.url("/api/v1/payments/stripe/customer-portal"));
+        let (http, url) = (app.http.clone(), app.url(PORTAL_ROUTE));
         tokio::spawn(async move {
             http.post(url).bearer_auth(token).json(&json!({ "return_url": RETURN_URL })).send().await
         })

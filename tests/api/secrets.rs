@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use customer_portal::secrets::KeyRing;
+use customer_portal::secrets::EncryptionKeys;
 use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -35,7 +35,7 @@ fn encrypt_keys(db: &PgPool, keys: &str) -> std::process::Output {
 async fn sends_stripe_the_decrypted_key_of_an_encrypted_row(db: PgPool) {
     let app = TestApp::spawn_with(db, &[("SECRETS_ENCRYPTION_KEY", KEY_A)]).await;
     let project = Uuid::new_v4();
-    let sealed = KeyRing::parse(KEY_A).expect("key").encrypt(TEST_KEY, project, false);
+    let sealed = EncryptionKeys::parse(KEY_A).expect("key").encrypt(TEST_KEY, project, false);
     sqlx::query("INSERT INTO projects (id, stripe_test_secret_key) VALUES ($1, $2)")
         .bind(project)
         .bind(&sealed)
@@ -71,7 +71,7 @@ async fn still_accepts_plaintext_keys_when_encryption_is_configured(db: PgPool) 
 async fn refuses_an_encrypted_key_copied_from_another_project(db: PgPool) {
     let app = TestApp::spawn_with(db, &[("SECRETS_ENCRYPTION_KEY", KEY_A)]).await;
     let victim = Uuid::new_v4();
-    let stolen = KeyRing::parse(KEY_A).expect("key").encrypt(TEST_KEY, victim, false);
+    let stolen = EncryptionKeys::parse(KEY_A).expect("key").encrypt(TEST_KEY, victim, false);
     let attacker = insert_project(&app.db, Some(&stolen), None).await;
     insert_customer(&app.db, attacker, "user_1", false, "cus_attacker").await;
     app.stripe_creates_sessions().await;
@@ -93,7 +93,7 @@ async fn encrypt_keys_command_encrypts_plaintext_rows_in_place(db: PgPool) {
 
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     assert!(String::from_utf8_lossy(&output.stdout).contains("1 project(s)"));
-    let ring = KeyRing::parse(KEY_A).expect("key");
+    let ring = EncryptionKeys::parse(KEY_A).expect("key");
     let (test, live) = stored_keys(&db, project).await;
     let (test, live) = (test.expect("test key"), live.expect("live key"));
     assert!(test.starts_with("enc:v1:") && !test.contains(TEST_KEY));
@@ -114,6 +114,6 @@ async fn encrypt_keys_command_is_idempotent_and_rotates_to_a_new_key(db: PgPool)
 
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let rotated = stored_keys(&db, project).await.0.expect("key");
-    let only_b = KeyRing::parse(KEY_B).expect("key");
+    let only_b = EncryptionKeys::parse(KEY_B).expect("key");
     assert_eq!(only_b.decrypt(&rotated, project, false).as_deref(), Ok(TEST_KEY));
 }

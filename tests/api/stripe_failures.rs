@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use sqlx::PgPool;
-use wiremock::{Mock, ResponseTemplate, matchers};
+use wiremock::ResponseTemplate;
 
 use crate::support::*;
 
@@ -16,11 +16,7 @@ async fn call(app: &TestApp) -> reqwest::Response {
 #[sqlx::test(migrator = "customer_portal::db::MIGRATOR")]
 async fn retries_a_stripe_500_with_the_same_idempotency_key(db: PgPool) {
     let app = TestApp::spawn(db).await;
-    Mock::given(matchers::path(SESSIONS_PATH))
-        .respond_with(stripe_error(500, "api_error", "internal", None))
-        .up_to_n_times(1)
-        .mount(&app.stripe)
-        .await;
+    app.stripe_sessions_answer_once(stripe_error(500, "api_error", "internal", None)).await;
     app.stripe_creates_sessions().await;
 
     let response = call(&app).await;
@@ -34,11 +30,7 @@ async fn retries_a_stripe_500_with_the_same_idempotency_key(db: PgPool) {
 #[sqlx::test(migrator = "customer_portal::db::MIGRATOR")]
 async fn gives_up_after_two_retries_and_answers_502(db: PgPool) {
     let app = TestApp::spawn(db).await;
-    Mock::given(matchers::path(SESSIONS_PATH))
-        .respond_with(stripe_error(500, "api_error", "internal", None))
-        .expect(3)
-        .mount(&app.stripe)
-        .await;
+    app.stripe_sessions_answer_exactly(stripe_error(500, "api_error", "internal", None), 3).await;
 
     let response = call(&app).await;
 
@@ -49,16 +41,11 @@ async fn gives_up_after_two_retries_and_answers_502(db: PgPool) {
 #[sqlx::test(migrator = "customer_portal::db::MIGRATOR")]
 async fn does_not_retry_a_stripe_400(db: PgPool) {
     let app = TestApp::spawn(db).await;
-    Mock::given(matchers::path(SESSIONS_PATH))
-        .respond_with(stripe_error(
-            400,
-            "invalid_request_error",
-            "parameter_invalid_empty",
-            Some("return_url"),
-        ))
-        .expect(1)
-        .mount(&app.stripe)
-        .await;
+    app.stripe_sessions_answer_exactly(
+        stripe_error(400, "invalid_request_error", "parameter_invalid_empty", Some("return_url")),
+        1,
+    )
+    .await;
 
     let response = call(&app).await;
 
@@ -69,11 +56,11 @@ async fn does_not_retry_a_stripe_400(db: PgPool) {
 #[sqlx::test(migrator = "customer_portal::db::MIGRATOR")]
 async fn answers_502_when_stripe_rejects_the_projects_key(db: PgPool) {
     let app = TestApp::spawn(db).await;
-    Mock::given(matchers::path(SESSIONS_PATH))
-        .respond_with(stripe_error(401, "invalid_request_error", "api_key_expired", None))
-        .expect(1)
-        .mount(&app.stripe)
-        .await;
+    app.stripe_sessions_answer_exactly(
+        stripe_error(401, "invalid_request_error", "api_key_expired", None),
+        1,
+    )
+    .await;
 
     let response = call(&app).await;
 
@@ -85,13 +72,11 @@ async fn answers_502_when_stripe_rejects_the_projects_key(db: PgPool) {
 #[sqlx::test(migrator = "customer_portal::db::MIGRATOR")]
 async fn does_not_retry_when_stripe_says_should_retry_false(db: PgPool) {
     let app = TestApp::spawn(db).await;
-    Mock::given(matchers::path(SESSIONS_PATH))
-        .respond_with(
-            stripe_error(503, "api_error", "unavailable", None).insert_header("Stripe-Should-Retry", "false"),
-        )
-        .expect(1)
-        .mount(&app.stripe)
-        .await;
+    app.stripe_sessions_answer_exactly(
+        stripe_error(503, "api_error", "unavailable", None).insert_header("Stripe-Should-Retry", "false"),
+        1,
+    )
+    .await;
 
     assert_eq!(call(&app).await.status(), 502);
 }
@@ -99,14 +84,11 @@ async fn does_not_retry_when_stripe_says_should_retry_false(db: PgPool) {
 #[sqlx::test(migrator = "customer_portal::db::MIGRATOR")]
 async fn retries_a_400_when_stripe_says_should_retry_true(db: PgPool) {
     let app = TestApp::spawn(db).await;
-    Mock::given(matchers::path(SESSIONS_PATH))
-        .respond_with(
-            stripe_error(400, "invalid_request_error", "lock_timeout", None)
-                .insert_header("Stripe-Should-Retry", "true"),
-        )
-        .up_to_n_times(1)
-        .mount(&app.stripe)
-        .await;
+    app.stripe_sessions_answer_once(
+        stripe_error(400, "invalid_request_error", "lock_timeout", None)
+            .insert_header("Stripe-Should-Retry", "true"),
+    )
+    .await;
     app.stripe_creates_sessions().await;
 
     assert_eq!(call(&app).await.status(), 200);
@@ -116,14 +98,10 @@ async fn retries_a_400_when_stripe_says_should_retry_true(db: PgPool) {
 #[sqlx::test(migrator = "customer_portal::db::MIGRATOR")]
 async fn honours_retry_after_on_a_429(db: PgPool) {
     let app = TestApp::spawn(db).await;
-    Mock::given(matchers::path(SESSIONS_PATH))
-        .respond_with(
-            stripe_error(429, "invalid_request_error", "rate_limit", None)
-                .insert_header("Retry-After", "0.3"),
-        )
-        .up_to_n_times(1)
-        .mount(&app.stripe)
-        .await;
+    app.stripe_sessions_answer_once(
+        stripe_error(429, "invalid_request_error", "rate_limit", None).insert_header("Retry-After", "0.3"),
+    )
+    .await;
     app.stripe_creates_sessions().await;
 
     let started = Instant::now();
@@ -136,13 +114,11 @@ async fn honours_retry_after_on_a_429(db: PgPool) {
 #[sqlx::test(migrator = "customer_portal::db::MIGRATOR")]
 async fn answers_503_with_retry_after_when_stripe_keeps_rate_limiting(db: PgPool) {
     let app = TestApp::spawn(db).await;
-    Mock::given(matchers::path(SESSIONS_PATH))
-        .respond_with(
-            stripe_error(429, "invalid_request_error", "rate_limit", None).insert_header("Retry-After", "0"),
-        )
-        .expect(3)
-        .mount(&app.stripe)
-        .await;
+    app.stripe_sessions_answer_exactly(
+        stripe_error(429, "invalid_request_error", "rate_limit", None).insert_header("Retry-After", "0"),
+        3,
+    )
+    .await;
 
     let response = call(&app).await;
 
@@ -154,10 +130,7 @@ async fn answers_503_with_retry_after_when_stripe_keeps_rate_limiting(db: PgPool
 #[sqlx::test(migrator = "customer_portal::db::MIGRATOR")]
 async fn answers_504_when_stripe_does_not_answer_within_the_deadline(db: PgPool) {
     let app = TestApp::spawn_with(db, &[("STRIPE_TIMEOUT_MS", "300")]).await;
-    Mock::given(matchers::path(SESSIONS_PATH))
-        .respond_with(session_created().set_delay(Duration::from_secs(5)))
-        .mount(&app.stripe)
-        .await;
+    app.stripe_sessions_answer(session_created().set_delay(Duration::from_secs(5))).await;
 
     let started = Instant::now();
     let response = call(&app).await;
@@ -182,10 +155,7 @@ async fn answers_503_when_stripe_is_unreachable(db: PgPool) {
 #[sqlx::test(migrator = "customer_portal::db::MIGRATOR")]
 async fn answers_502_when_stripe_answers_something_unreadable(db: PgPool) {
     let app = TestApp::spawn(db).await;
-    Mock::given(matchers::path(SESSIONS_PATH))
-        .respond_with(ResponseTemplate::new(200).set_body_string("<html>proxy error</html>"))
-        .mount(&app.stripe)
-        .await;
+    app.stripe_sessions_answer(ResponseTemplate::new(200).set_body_string("<html>proxy error</html>")).await;
 
     let response = call(&app).await;
 

@@ -16,7 +16,7 @@ pub const LIVE_KEY: &str = "sk_live_51LIVEKEYabcdefghijklmnop";
 pub const PORTAL_URL: &str = "https://billing.stripe.com/p/session/test_YWNjdF8xTUZ";
 pub const SESSIONS_PATH: &str = "/v1/billing_portal/sessions";
 pub const RETURN_URL: &str = "https://app.example.com/account";
-pub const PORTAL_ROUTE: &str = "/api/v1/payments/stripe/customer-portal";
+pub const PORTAL_ROUTE: &str = customer_portal::PORTAL_PATH;
 
 pub struct TestApp {
     pub addr: SocketAddr,
@@ -56,7 +56,8 @@ impl TestApp {
         let mut all = base_vars(&stripe.uri());
         all.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let config = Config::from_vars(&all).expect("test configuration is valid");
-        let limits = server::Limits { grace: config.shutdown_grace, header_timeout: config.header_timeout };
+        let options =
+            server::ServeOptions { grace: config.shutdown_grace, header_timeout: config.header_timeout };
         let state = AppState::new(config, db.clone()).expect("state builds");
 
         let listener = server::listen(([127, 0, 0, 1], 0).into()).expect("listen on loopback");
@@ -68,7 +69,7 @@ impl TestApp {
             async {
                 let _ = rx.await;
             },
-            limits,
+            options,
         ));
         Self { addr, http: reqwest::Client::new(), stripe, db, shutdown: Some(tx), server }
     }
@@ -86,8 +87,7 @@ impl TestApp {
 
     /// `POST` the portal route with a token, a query string and a JSON body.
     pub async fn post_portal(&self, token: Option<&str>, query: &str, body: Value) -> reqwest::Response {
-        let mut request =
-            self.http.post(self.url(&format!("/api/v1/payments/stripe/customer-portal{query}")));
+        let mut request = self.http.post(self.url(&format!("{PORTAL_ROUTE}{query}")));
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
@@ -109,6 +109,25 @@ impl TestApp {
             .respond_with(session_created())
             .mount(&self.stripe)
             .await;
+    }
+
+    /// Stripe answers every session request with `response`.
+    pub async fn stripe_sessions_answer(&self, response: ResponseTemplate) {
+        self.sessions_mock(response).mount(&self.stripe).await;
+    }
+
+    /// Stripe answers the first session request with `response`, later ones as mounted next.
+    pub async fn stripe_sessions_answer_once(&self, response: ResponseTemplate) {
+        self.sessions_mock(response).up_to_n_times(1).mount(&self.stripe).await;
+    }
+
+    /// Stripe answers session requests with `response`, and must be asked exactly `times`.
+    pub async fn stripe_sessions_answer_exactly(&self, response: ResponseTemplate, times: u64) {
+        self.sessions_mock(response).expect(times).mount(&self.stripe).await;
+    }
+
+    fn sessions_mock(&self, response: ResponseTemplate) -> Mock {
+        Mock::given(matchers::path(SESSIONS_PATH)).respond_with(response)
     }
 
     pub async fn stripe_requests(&self) -> Vec<wiremock::Request> {

@@ -8,10 +8,8 @@ use crate::support::*;
 /// Sends a raw body with a valid token; the project exists so only validation can fail.
 async fn send_raw(app: &TestApp, query: &str, content_type: Option<&str>, body: &str) -> reqwest::Response {
     let project = app.seed("user_1").await;
-    let mut request = app
-        .http
-        .post(app.url(&format!("/api/v1/payments/stripe/customer-portal{query}")))
-        .bearer_auth(token(project, "user_1"));
+    let mut request =
+        app.http.post(app.url(&format!("{PORTAL_ROUTE}{query}"))).bearer_auth(token(project, "user_1"));
     if let Some(content_type) = content_type {
         request = request.header("content-type", content_type);
     }

@@ -1,0 +1,93 @@
+//! The application's state: built once from the configuration, shared by every request.
+
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+use sqlx::PgPool;
+
+use crate::{
+    auth::Authenticator,
+    config::{Config, ConfigError},
+    lookup::Lookups,
+    metrics::Metrics,
+    portal::Portal,
+    rate_limit::RateLimiter,
+    secrets::EncryptionKeys,
+    stripe::StripeClient,
+};
+
+/// What every request can reach: cheap handles, cloned per request. Handlers take the
+/// part they need (`State<Arc<Portal>>`, `State<PgPool>`, ...).
+#[derive(Clone)]
+pub struct AppState {
+    pub(super) config: Arc<Config>,
+    db: PgPool,
+    auth: Arc<Authenticator>,
+    portal: Arc<Portal>,
+    metrics: Arc<Metrics>,
+}
+
+impl FromRef<AppState> for Arc<Authenticator> {
+    fn from_ref(state: &AppState) -> Self {
+        state.auth.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<Portal> {
+    fn from_ref(state: &AppState) -> Self {
+        state.portal.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<Metrics> {
+    fn from_ref(state: &AppState) -> Self {
+        state.metrics.clone()
+    }
+}
+
+impl FromRef<AppState> for PgPool {
+    fn from_ref(state: &AppState) -> Self {
+        state.db.clone()
+    }
+}
+
+/// Why the service could not be put together from its configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot build the Stripe HTTP client: {0}")]
+    StripeClient(#[from] reqwest::Error),
+    #[error("cannot start the database lookup thread: {0}")]
+    LookupThread(std::io::Error),
+}
+
+impl AppState {
+    /// Starts the lookup loaders' thread.
+    pub fn new(config: Config, db: PgPool) -> Result<Self, StartupError> {
+        let database = &config.database;
+        let lookups = Lookups::start(
+            db.clone(),
+            database.lookup_connections,
+            database.query_timeout,
+            config.max_in_flight,
+        )
+        .map_err(StartupError::LookupThread)?;
+        let metrics = Arc::new(Metrics::new(config.database.max_connections));
+        let portal = Portal {
+            lookups,
+            stripe: StripeClient::new(&config.stripe)?,
+            rate_limiter: RateLimiter::new(config.user_quota, config.project_quota),
+            metrics: metrics.clone(),
+            encryption_keys: EncryptionKeys::new(&config.encryption_keys),
+            allowed_origins: config.return_url_allowed_origins.clone(),
+        };
+        Ok(Self {
+            auth: Arc::new(Authenticator::new(&config.jwt)?),
+            portal: Arc::new(portal),
+            metrics,
+            config: Arc::new(config),
+            db,
+        })
+    }
+}
