@@ -50,11 +50,9 @@ pub enum ApiError {
     ProjectNotFound,
     #[error("no Stripe customer for user")]
     CustomerNotFound,
-    /// The flow's subscription does not exist or is another customer's: one answer for
-    /// both, so nothing about other customers' subscriptions can be learned.
+    /// Missing or another customer's: one answer for both (see `PortalError`).
     #[error("subscription not found for user")]
     SubscriptionNotFound,
-    /// This user or project is over its quota.
     #[error("rate limited")]
     RateLimited { retry_after: Duration },
     /// Too many requests in flight; shed before the process would fall over.

@@ -95,13 +95,13 @@ pub struct Subscription {
 
 /// Stripe's error body: `{"error": {"type": ..., "code": ..., "param": ..., "message": ...}}`.
 #[derive(Debug, Default, Deserialize)]
-struct ErrorBody {
+struct StripeErrorBody {
     #[serde(default)]
-    error: ErrorDetail,
+    error: StripeErrorDetail,
 }
 
 #[derive(Debug, Default, Deserialize)]
-struct ErrorDetail {
+struct StripeErrorDetail {
     #[serde(rename = "type")]
     kind: Option<String>,
     code: Option<String>,
@@ -288,7 +288,7 @@ impl StripeClient {
             });
         }
 
-        let detail = serde_json::from_slice::<ErrorBody>(&body).unwrap_or_default().error;
+        let detail = serde_json::from_slice::<StripeErrorBody>(&body).unwrap_or_default().error;
         let retryable = match header_str(&headers, "stripe-should-retry") {
             Some("true") => true,
             Some("false") => false,
