@@ -16,6 +16,9 @@ speed IDLE RUN                       summary of two probe outputs: the run's med
                                      slowest samples against the idle median
 splice FILE PART                     put PART's text between FILE's two markers, keeping
                                      the hand-written analysis around them
+syscalls SVC N PROXY M               two `strace -c` summaries (the service's over N
+                                     requests, the proxy's over M) as one table of
+                                     system calls per request
 """
 import base64
 import collections
@@ -159,6 +162,30 @@ def splice(path: str, part: str) -> None:
     target.write_text(f"{head}{BEGIN}\n{pathlib.Path(part).read_text().strip()}\n{END}{tail}")
 
 
+def strace_counts(path: str) -> dict:
+    """Calls per system call from `strace -c` output (the `calls` column)."""
+    counts = {}
+    for line in pathlib.Path(path).read_text().splitlines():
+        fields = line.split()
+        # % time, seconds, usecs/call, calls, [errors,] syscall
+        if len(fields) >= 5 and fields[0][0].isdigit() and fields[-1] != "total":
+            counts[fields[-1]] = int(fields[3])
+    return counts
+
+
+def syscalls(service: str, service_requests: str, proxy: str, proxy_requests: str) -> None:
+    svc, svc_n = strace_counts(service), max(int(service_requests), 1)
+    prx, prx_n = strace_counts(proxy), max(int(proxy_requests), 1)
+    names = sorted(set(svc) | set(prx), key=lambda n: -(svc.get(n, 0) / svc_n))
+    print("| system call | service per request | nginx proxy per request |")
+    print("| --- | --- | --- |")
+    for name in names:
+        a, b = svc.get(name, 0) / svc_n, prx.get(name, 0) / prx_n
+        if a >= 0.01 or b >= 0.01:
+            print(f"| {name} | {a:.2f} | {b:.2f} |")
+    print(f"| all | {sum(svc.values()) / svc_n:.2f} | {sum(prx.values()) / prx_n:.2f} |")
+
+
 if __name__ == "__main__":
     command, *args = sys.argv[1:] or ["help"]
     if command == "tokens" and len(args) == 4:
@@ -173,5 +200,7 @@ if __name__ == "__main__":
         speed(*args)
     elif command == "splice" and len(args) == 2:
         splice(*args)
+    elif command == "syscalls" and len(args) == 4:
+        syscalls(*args)
     else:
         sys.exit(__doc__)
