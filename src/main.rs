@@ -22,10 +22,14 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     // `.env` first, so RUST_LOG and LOG_FORMAT may live there too.
     let dotenv = dotenvy::dotenv();
-    if let Err(e) = telemetry::init() {
-        eprintln!("configuration error: {e}");
-        return ExitCode::from(2);
-    }
+    // Lines logged while serving are written in batches; the guard writes the last ones.
+    let _flush_logs = match telemetry::init(matches!(cli.command, Command::Serve { .. })) {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!("configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     if let Err(e) = dotenv
         && !e.not_found()
     {

@@ -17,19 +17,35 @@ use tower_http::{
     trace::TraceLayer,
 };
 use tracing::{Span, field::Empty};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::{EnvFilter, fmt::writer::BoxMakeWriter};
+
+mod batched;
+
+pub use batched::FlushGuard;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`), as text or, with
 /// `LOG_FORMAT=json`, one JSON object per line for log shippers. Read before the rest
 /// of the configuration so that configuration errors are logged in the chosen format.
-pub fn init() -> Result<(), String> {
+///
+/// With `batched` (the service), lines are written out in batches (see `batched`);
+/// keep the guard until the process ends, so none is lost. The other commands write
+/// each line at once, in order with what they print.
+pub fn init(batched: bool) -> Result<Option<FlushGuard>, String> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let format = std::env::var("LOG_FORMAT").unwrap_or_default();
     // Colours for a person at a terminal only: in a file or a log shipper they are noise.
     let ansi = std::io::stderr().is_terminal();
-    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr);
+    let (writer, guard) = match batched {
+        true => {
+            let (writer, guard) =
+                batched::BatchedStderr::start().map_err(|e| format!("cannot start the log writer: {e}"))?;
+            (BoxMakeWriter::new(writer), Some(guard))
+        }
+        false => (BoxMakeWriter::new(std::io::stderr), None),
+    };
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(writer);
     let installed = match format.trim().to_ascii_lowercase().as_str() {
         "" | "text" => logs.try_init(),
         // The request span (method, route, request_id, status) rides along on every line.
@@ -38,7 +54,7 @@ pub fn init() -> Result<(), String> {
     };
     // Already installed (a second call in one process) is fine: logs still flow.
     let _ = installed;
-    Ok(())
+    Ok(guard)
 }
 
 /// Request IDs (taken from `x-request-id` or made up, and sent back) and the request log.

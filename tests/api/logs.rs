@@ -98,3 +98,20 @@ async fn refuses_to_start_with_an_unknown_log_format(db: PgPool) {
     assert_eq!(service.exit_code(Duration::from_secs(10)).await, Some(2));
     assert!(service.log().contains("LOG_FORMAT: expected `text` or `json`, got `yaml`"), "{}", service.log());
 }
+
+#[sqlx::test(migrator = "customer_portal::db::MIGRATOR")]
+async fn every_request_has_its_log_line_when_the_service_stops_right_after(db: PgPool) {
+    let mut service = Service::start(&database_url_of(&db), &[]).await;
+    assert!(eventually(Duration::from_secs(20), || async { service.status("/readyz").await == 200 }).await);
+    let http = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{}/healthz", service.port);
+    for _ in 0..200 {
+        assert_eq!(http.get(&url).send().await.expect("sent").status(), 200);
+    }
+    service.signal("TERM");
+    assert_eq!(service.exit_code(Duration::from_secs(10)).await, Some(0));
+
+    let lines =
+        service.log().lines().filter(|l| l.contains("request finished") && l.contains("/healthz")).count();
+    assert_eq!(lines, 200, "one line per request, none lost at shutdown");
+}
