@@ -19,7 +19,7 @@ import subprocess
 import sys
 
 README_BASE = "http://127.0.0.1:8080"
-ASSIGNMENT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=\$\((.*)\)$", re.S)
+ASSIGNMENT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=\$\((.*)\)(?:\s+#.*)?$", re.S)
 
 
 def sh_blocks(text):
@@ -41,7 +41,7 @@ def complete(statement):
     if statement.endswith("\\"):
         return False
     try:
-        shlex.split(statement, comments=False)
+        shlex.split(statement, comments=True)
     except ValueError:
         return False
     return True
