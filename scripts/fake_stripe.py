@@ -4,9 +4,9 @@
 POST /v1/billing_portal/sessions answers like Stripe (form-encoded in, JSON out, errors
 in Stripe's shape); the session URL points back here, at a page that links to the
 return_url and names the flow asked for. GET /v1/subscriptions/{id} knows the
-subscriptions in SUBSCRIPTIONS below: the demo customer's (cus_demo, the one scripts/dev
-links to its demo user, and the one README's deep-link examples use) and another
-customer's; any other ID does not exist. Standard library only.
+subscriptions in SUBSCRIPTIONS below: the demo customer's (cus_DemoCustomer, whom
+scripts/dev links to its demo user, and whose subscription README's deep-link examples
+use) and another customer's; any other ID does not exist. Standard library only.
 Usage: fake_stripe.py [--port 12111]
 """
 import argparse
@@ -18,8 +18,8 @@ from urllib.parse import parse_qs, urlencode, urlparse
 
 # Subscription ID -> the customer it belongs to. README.md lists these: keep them in step.
 SUBSCRIPTIONS = {
-    "sub_1MowQVLkdIwHu7ixeRlqHVzs": "cus_demo",
-    "sub_1MowQVLkdIwHu7ixOtherCus": "cus_other",
+    "sub_1MowQVLkdIwHu7ixeRlqHVzs": "cus_DemoCustomer",
+    "sub_1MowQVLkdIwHu7ixOtherCus": "cus_OtherCustomer",
 }
 
 
