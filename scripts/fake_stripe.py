@@ -55,8 +55,10 @@ class FakeStripe(BaseHTTPRequestHandler):
                                f"No such customer: '{customer}'", "customer")
         session = "bps_" + secrets.token_hex(8)
         host, port = self.server.server_address[:2]
-        url = f"http://{host}:{port}/p/session/{session}?" + urlencode(
-            {"return_url": form.get("return_url", ""), "flow": form.get("flow_data[type]", "")})
+        query = {"return_url": form.get("return_url", "")}
+        if form.get("flow_data[type]"):
+            query["flow"] = form["flow_data[type]"]
+        url = f"http://{host}:{port}/p/session/{session}?" + urlencode(query)
         self._json(200, {
             "id": session, "object": "billing_portal.session", "customer": customer,
             "livemode": key.startswith(("sk_live_", "rk_live_")), "return_url": form.get("return_url"),
