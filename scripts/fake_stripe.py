@@ -3,9 +3,11 @@
 
 POST /v1/billing_portal/sessions answers like Stripe (form-encoded in, JSON out, errors
 in Stripe's shape); the session URL points back here, at a page that links to the
-return_url and names the flow asked for. GET /v1/subscriptions/sub_demo... answers a
-subscription of the demo customer (cus_demo); other IDs do not exist. Standard library
-only. Usage: fake_stripe.py [--port 12111]
+return_url and names the flow asked for. GET /v1/subscriptions/{id} knows the
+subscriptions in SUBSCRIPTIONS below: the demo customer's (cus_DemoCustomer, whom
+scripts/dev links to its demo user, and whose subscription README's deep-link examples
+use) and another customer's; any other ID does not exist. Standard library only.
+Usage: fake_stripe.py [--port 12111]
 """
 import argparse
 import html
@@ -13,6 +15,12 @@ import json
 import secrets
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlencode, urlparse
+
+# Subscription ID -> the customer it belongs to. README.md lists these: keep them in step.
+SUBSCRIPTIONS = {
+    "sub_1MowQVLkdIwHu7ixeRlqHVzs": "cus_DemoCustomer",
+    "sub_1MowQVLkdIwHu7ixOtherCus": "cus_OtherCustomer",
+}
 
 
 class FakeStripe(BaseHTTPRequestHandler):
@@ -47,8 +55,10 @@ class FakeStripe(BaseHTTPRequestHandler):
                                f"No such customer: '{customer}'", "customer")
         session = "bps_" + secrets.token_hex(8)
         host, port = self.server.server_address[:2]
-        url = f"http://{host}:{port}/p/session/{session}?" + urlencode(
-            {"return_url": form.get("return_url", ""), "flow": form.get("flow_data[type]", "")})
+        query = {"return_url": form.get("return_url", "")}
+        if form.get("flow_data[type]"):
+            query["flow"] = form["flow_data[type]"]
+        url = f"http://{host}:{port}/p/session/{session}?" + urlencode(query)
         self._json(200, {
             "id": session, "object": "billing_portal.session", "customer": customer,
             "livemode": key.startswith(("sk_live_", "rk_live_")), "return_url": form.get("return_url"),
@@ -59,10 +69,10 @@ class FakeStripe(BaseHTTPRequestHandler):
         parsed = urlparse(self.path)
         if parsed.path.startswith("/v1/subscriptions/"):
             sub = parsed.path.removeprefix("/v1/subscriptions/")
-            if not sub.startswith("sub_demo"):
+            if sub not in SUBSCRIPTIONS:
                 return self._error(404, "invalid_request_error", "resource_missing",
                                    f"No such subscription: '{sub}'", "id")
-            return self._json(200, {"id": sub, "object": "subscription", "customer": "cus_demo",
+            return self._json(200, {"id": sub, "object": "subscription", "customer": SUBSCRIPTIONS[sub],
                                     "status": "active"})
         if not parsed.path.startswith("/p/session/"):
             return self._error(404, "invalid_request_error", "resource_missing", "Unrecognized request URL")
