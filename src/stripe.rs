@@ -272,8 +272,18 @@ impl StripeClient {
             })?;
 
         let status = response.status();
-        let headers = response.headers().clone();
-        let request_id = header_str(&headers, "request-id").map(str::to_owned);
+        // What the headers say, read before the body consumes the response.
+        let headers = response.headers();
+        let request_id = header_str(headers, "request-id").map(str::to_owned);
+        let should_retry = match header_str(headers, "stripe-should-retry") {
+            Some("true") => Some(true),
+            Some("false") => Some(false),
+            _ => None,
+        };
+        let retry_after = header_str(headers, "retry-after")
+            .and_then(|v| v.parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .map(Duration::from_secs_f64);
         let body = response.bytes().await.map_err(|e| Failure {
             error: StripeError::Unreachable(e),
             retryable: true,
@@ -289,19 +299,11 @@ impl StripeClient {
         }
 
         let detail = serde_json::from_slice::<StripeErrorBody>(&body).unwrap_or_default().error;
-        let retryable = match header_str(&headers, "stripe-should-retry") {
-            Some("true") => true,
-            Some("false") => false,
-            _ => {
-                status == StatusCode::CONFLICT
-                    || status == StatusCode::TOO_MANY_REQUESTS
-                    || status.is_server_error()
-            }
-        };
-        let retry_after = header_str(&headers, "retry-after")
-            .and_then(|v| v.parse::<f64>().ok())
-            .filter(|s| s.is_finite() && *s >= 0.0)
-            .map(Duration::from_secs_f64);
+        let retryable = should_retry.unwrap_or(
+            status == StatusCode::CONFLICT
+                || status == StatusCode::TOO_MANY_REQUESTS
+                || status.is_server_error(),
+        );
 
         let missing = detail.code.as_deref() == Some("resource_missing");
         let param = detail.param.as_deref().unwrap_or_default();
