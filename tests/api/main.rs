@@ -23,5 +23,6 @@ mod redirects;
 mod resilience;
 mod routes;
 mod secrets;
+mod shared_limits;
 mod stripe_failures;
 mod validation;
