@@ -16,6 +16,7 @@ mod logs;
 mod lookups;
 mod metrics;
 mod openapi;
+mod pgbouncer;
 mod portal;
 mod process;
 mod rate_limits;
