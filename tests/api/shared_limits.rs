@@ -90,22 +90,29 @@ async fn a_burst_on_one_project_gets_429_before_stripe_throttles_the_account(db:
 #[sqlx::test(migrator = "customer_portal::db::MIGRATOR")]
 async fn the_stripe_budget_is_shared_by_replicas_through_redis(db: PgPool) {
     let (a, b) =
-        replicas(&db, &[("STRIPE_BUDGET_LIVE_PER_SECOND", "2"), ("STRIPE_BUDGET_LIVE_BURST", "2")]).await;
+        replicas(&db, &[("STRIPE_BUDGET_LIVE_PER_SECOND", "1"), ("STRIPE_BUDGET_LIVE_BURST", "2")]).await;
     let project = a.seed("user_1").await;
     insert_customer(&a.db, project, "user_2", true, "cus_live_2").await;
     a.stripe_creates_sessions().await;
     b.stripe_creates_sessions().await;
-    async fn live(app: &TestApp, project: Uuid, user: &str) -> u16 {
-        let token = token(project, user);
-        let answer =
-            app.post_portal(Some(&token), "?test_mode=false", json!({ "return_url": RETURN_URL })).await;
-        answer.status().as_u16()
-    }
 
-    assert_eq!(live(&a, project, "user_1").await, 200);
-    assert_eq!(live(&b, project, "user_2").await, 200);
-    assert_eq!(live(&a, project, "user_2").await, 429);
-    assert_eq!(live(&b, project, "user_1").await, 429);
+    // Six at once, three through each replica: the budget passes its burst of two (and
+    // one more only if a second went by).
+    let mut running = tokio::task::JoinSet::new();
+    for (app, user) in
+        [(&a, "user_1"), (&a, "user_2"), (&a, "user_1"), (&b, "user_2"), (&b, "user_1"), (&b, "user_2")]
+    {
+        let request = app
+            .http
+            .post(app.url(&format!("{PORTAL_ROUTE}?test_mode=false")))
+            .bearer_auth(token(project, user))
+            .json(&json!({ "return_url": RETURN_URL }));
+        running.spawn(async move { request.send().await.map_or(0, |r| r.status().as_u16()) });
+    }
+    let statuses = running.join_all().await;
+    let ok = statuses.iter().filter(|s| **s == 200).count();
+    let limited = statuses.iter().filter(|s| **s == 429).count();
+    assert!((2..=3).contains(&ok) && ok + limited == 6, "{statuses:?}");
 }
 
 #[sqlx::test(migrator = "customer_portal::db::MIGRATOR")]
@@ -167,4 +174,28 @@ async fn limits_are_shared_again_as_soon_as_redis_answers(db: PgPool) {
     })
     .await;
     assert!(back, "checks went back to Redis within 5 s");
+}
+
+#[sqlx::test(migrator = "customer_portal::db::MIGRATOR")]
+async fn a_request_refused_by_one_limit_charges_none_of_the_others(db: PgPool) {
+    let (app, _) = replicas(
+        &db,
+        &[
+            ("RATE_LIMIT_USER_PER_MINUTE", "1"),
+            ("RATE_LIMIT_USER_BURST", "1"),
+            ("RATE_LIMIT_PROJECT_PER_MINUTE", "3"),
+            ("RATE_LIMIT_PROJECT_BURST", "3"),
+        ],
+    )
+    .await;
+    let project = app.seed("a").await;
+    app.stripe_creates_sessions().await;
+
+    assert_eq!(status(&app, project, "a").await, 200);
+    for _ in 0..5 {
+        assert_eq!(status(&app, project, "a").await, 429, "over the user's quota");
+    }
+    assert_ne!(status(&app, project, "b").await, 429, "the refused ones did not spend the project's");
+    assert_ne!(status(&app, project, "c").await, 429);
+    assert_eq!(status(&app, project, "d").await, 429, "the project's quota is 3");
 }
