@@ -8,11 +8,13 @@ use sqlx::postgres::PgConnectOptions;
 use url::Url;
 
 mod jwt;
+mod limits;
 #[cfg(test)]
 mod tests;
 
 use jwt::jwt_config;
 pub use jwt::{JwtConfig, JwtKeySource};
+pub use limits::{RedisConfig, StripeBudget};
 
 /// Everything the service needs to run.
 #[derive(Clone, Debug)]
@@ -32,6 +34,11 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub user_quota: Quota,
     pub project_quota: Quota,
+    /// Calls to Stripe per project and mode, under Stripe's own per-account limit.
+    pub stripe_budget: StripeBudget,
+    /// `REDIS_URL`: where the quotas above are shared by every replica; `None` counts
+    /// them in this process only.
+    pub redis: Option<RedisConfig>,
     /// Portal requests served at once; more are shed with a 503 so memory stays bounded.
     pub max_in_flight: usize,
     pub shutdown_grace: Duration,
@@ -49,6 +56,24 @@ pub struct DatabaseConfig {
     pub query_timeout: Duration,
     /// Connections that answer portal lookups, each one batch at a time.
     pub lookup_connections: usize,
+    /// `DATABASE_PGBOUNCER`: `DATABASE_URL` is a PgBouncer in transaction mode, so no
+    /// statement outlives its transaction and no startup option is sent.
+    pub pgbouncer: bool,
+    /// `DATABASE_DIRECT_URL`: a connection with a session of its own (PostgreSQL itself
+    /// or a session-mode pool), for migrations and admin commands; required with
+    /// `pgbouncer`.
+    pub direct_connect_options: Option<PgConnectOptions>,
+}
+
+impl DatabaseConfig {
+    /// The same settings on a connection with a session of its own: `DATABASE_DIRECT_URL`
+    /// when set. What migrations and the admin commands use.
+    pub fn session(self) -> Self {
+        match self.direct_connect_options.clone() {
+            Some(direct) => Self { connect_options: direct, pgbouncer: false, ..self },
+            None => self,
+        }
+    }
 }
 
 /// By hand, because `PgConnectOptions`' own Debug prints the password.
@@ -63,6 +88,7 @@ impl std::fmt::Debug for DatabaseConfig {
             .field("acquire_timeout", &self.acquire_timeout)
             .field("query_timeout", &self.query_timeout)
             .field("lookup_connections", &self.lookup_connections)
+            .field("pgbouncer", &self.pgbouncer)
             .finish_non_exhaustive()
     }
 }
@@ -207,6 +233,8 @@ impl Config {
                 )?,
                 burst: parse_or(get("RATE_LIMIT_PROJECT_BURST"), "RATE_LIMIT_PROJECT_BURST", Some(200))?,
             },
+            stripe_budget: limits::stripe_budget(&get)?,
+            redis: limits::redis_config(&get)?,
             max_in_flight: parse_or(get("MAX_IN_FLIGHT"), "MAX_IN_FLIGHT", Some(4096))
                 .and_then(|n: usize| positive("MAX_IN_FLIGHT", n))?,
             shutdown_grace: Duration::from_secs(parse_or(
@@ -235,17 +263,23 @@ impl AdminConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
         let vars: HashMap<String, String> = std::env::vars().collect();
         let get = |name: &str| vars.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
-        Ok(Self { database: database_config(&get)?, encryption_keys: encryption_keys(&get)? })
+        Ok(Self { database: database_config(&get)?.session(), encryption_keys: encryption_keys(&get)? })
     }
 }
 
 fn database_config<'a>(get: &impl Fn(&str) -> Option<&'a str>) -> Result<DatabaseConfig, ConfigError> {
     let database_url = get("DATABASE_URL").ok_or_else(|| bad("DATABASE_URL", "is required"))?;
-    // The URL may hold a password, so the message never repeats it.
-    let connect_options = Some(database_url)
-        .filter(|url| url.starts_with("postgres://") || url.starts_with("postgresql://"))
-        .and_then(|url| PgConnectOptions::from_str(url).ok())
-        .ok_or_else(|| bad("DATABASE_URL", "is not a valid postgres:// URL"))?;
+    let connect_options = postgres_url("DATABASE_URL", database_url)?;
+    let pgbouncer = parse_or(get("DATABASE_PGBOUNCER"), "DATABASE_PGBOUNCER", Some(false))?;
+    let direct_connect_options =
+        get("DATABASE_DIRECT_URL").map(|url| postgres_url("DATABASE_DIRECT_URL", url)).transpose()?;
+    if pgbouncer && direct_connect_options.is_none() {
+        return Err(bad(
+            "DATABASE_DIRECT_URL",
+            "is required with DATABASE_PGBOUNCER=true: migrations and admin commands need a session \
+             (PostgreSQL itself, or a PgBouncer pool in session mode)",
+        ));
+    }
     let max_connections = parse_or(get("DATABASE_MAX_CONNECTIONS"), "DATABASE_MAX_CONNECTIONS", Some(10))
         .and_then(|n: u32| positive("DATABASE_MAX_CONNECTIONS", n))?;
     let lookup_connections = parse_or(
@@ -264,9 +298,19 @@ fn database_config<'a>(get: &impl Fn(&str) -> Option<&'a str>) -> Result<Databas
         connect_options,
         max_connections,
         lookup_connections,
+        pgbouncer,
+        direct_connect_options,
         acquire_timeout: millis(get("DATABASE_ACQUIRE_TIMEOUT_MS"), "DATABASE_ACQUIRE_TIMEOUT_MS", 1_500)?,
         query_timeout: millis(get("DATABASE_QUERY_TIMEOUT_MS"), "DATABASE_QUERY_TIMEOUT_MS", 2_000)?,
     })
+}
+
+/// A PostgreSQL URL; the URL may hold a password, so the message never repeats it.
+fn postgres_url(name: &'static str, url: &str) -> Result<PgConnectOptions, ConfigError> {
+    Some(url)
+        .filter(|url| url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        .and_then(|url| PgConnectOptions::from_str(url).ok())
+        .ok_or_else(|| bad(name, "is not a valid postgres:// URL"))
 }
 
 fn encryption_keys<'a>(get: &impl Fn(&str) -> Option<&'a str>) -> Result<Vec<EncryptionKey>, ConfigError> {

@@ -18,18 +18,46 @@ pub static MIGRATOR: Migrator = sqlx::migrate!();
 /// A pool that connects on first use, so the service can start before the database.
 /// PostgreSQL itself cancels any statement running longer than the query timeout, so a
 /// query stuck behind a lock frees its backend and its connection (migrations lift it).
+///
+/// Through PgBouncer in transaction mode (`DATABASE_PGBOUNCER`), no startup option is
+/// sent (PgBouncer refuses those it does not know) and no statement is cached, since the
+/// next transaction may run on another server connection; the lookup sets the timeout
+/// per transaction instead.
 pub fn pool(config: &DatabaseConfig) -> PgPool {
-    let statement_timeout = format!("{}ms", config.query_timeout.as_millis());
+    let options = if config.pgbouncer {
+        config.connect_options.clone().statement_cache_capacity(0).extra_float_digits(None)
+    } else {
+        let statement_timeout = format!("{}ms", config.query_timeout.as_millis());
+        config.connect_options.clone().options([("statement_timeout", statement_timeout)])
+    };
     PgPoolOptions::new()
         .max_connections(config.max_connections)
         .acquire_timeout(config.acquire_timeout)
-        .connect_lazy_with(config.connect_options.clone().options([("statement_timeout", statement_timeout)]))
+        .connect_lazy_with(options)
 }
 
-/// True when the database answers a trivial query within `within`.
+/// A pool with sessions of its own, for migrations (an advisory lock) and start-up
+/// checks: `DATABASE_DIRECT_URL` when set, else the service's own pool.
+pub fn session_pool(config: &DatabaseConfig, pool: &PgPool) -> PgPool {
+    match &config.direct_connect_options {
+        Some(direct) => {
+            let session = DatabaseConfig {
+                connect_options: direct.clone(),
+                pgbouncer: false,
+                max_connections: 2,
+                ..config.clone()
+            };
+            self::pool(&session)
+        }
+        None => pool.clone(),
+    }
+}
+
+/// True when the database answers a trivial query within `within`. A simple query (no
+/// statement to prepare), so it works the same through PgBouncer.
 pub async fn is_ready(db: impl PgExecutor<'_>, within: Duration) -> bool {
-    let ping = sqlx::query_scalar!("SELECT 1 AS \"one!\"").fetch_one(db);
-    matches!(tokio::time::timeout(within, ping).await, Ok(Ok(1)))
+    let ping = sqlx::raw_sql("SELECT 1").execute(db);
+    matches!(tokio::time::timeout(within, ping).await, Ok(Ok(_)))
 }
 
 /// Applies pending migrations, waiting for the database to come up first. Migrations

@@ -16,13 +16,13 @@
 
 use std::{sync::Arc, time::Duration};
 
-use sqlx::PgPool;
+use sqlx::{Connection, PgConnection, PgPool};
 use tokio::sync::{Mutex, mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::db::{
     DbError,
-    portal::{PortalLookup, PortalTarget, find_portal_targets},
+    portal::{PortalLookup, PortalTarget, find_portal_targets, find_portal_targets_unprepared},
 };
 
 /// The most requests one query answers; more wait for the next batch.
@@ -68,11 +68,13 @@ impl Lookups {
     /// hand out the answers: 13-25 ms at p99 under 2,000 clients (bench/RESULTS.md).
     /// Connections the pool opened on another runtime work here too: tokio drives a
     /// socket from the runtime that opened it.
+    /// With `pgbouncer`, each batch is a transaction of its own (see `find`).
     pub fn start(
         pool: PgPool,
         loaders: usize,
         query_timeout: Duration,
         capacity: usize,
+        pgbouncer: bool,
     ) -> std::io::Result<Self> {
         let (queue, waiting) = mpsc::channel(capacity.max(1));
         let waiting = Arc::new(Mutex::new(waiting));
@@ -81,7 +83,7 @@ impl Lookups {
             runtime.block_on(async move {
                 let mut running = tokio::task::JoinSet::new();
                 for _ in 0..loaders.max(1) {
-                    running.spawn(load(pool.clone(), waiting.clone(), query_timeout));
+                    running.spawn(load(pool.clone(), waiting.clone(), query_timeout, pgbouncer));
                 }
                 while running.join_next().await.is_some() {}
             });
@@ -101,7 +103,12 @@ impl Lookups {
 
 /// One loader: waits for work with no connection, then answers batches on one
 /// connection for as long as requests keep coming, with pauses of at most `LINGER`.
-async fn load(pool: PgPool, waiting: Arc<Mutex<mpsc::Receiver<Waiting>>>, query_timeout: Duration) {
+async fn load(
+    pool: PgPool,
+    waiting: Arc<Mutex<mpsc::Receiver<Waiting>>>,
+    query_timeout: Duration,
+    pgbouncer: bool,
+) {
     // PostgreSQL cancels the statement at `query_timeout` (see `db::pool`); this later
     // deadline is for a database that does not answer at all.
     let deadline = query_timeout + CANCEL_GRACE;
@@ -115,7 +122,9 @@ async fn load(pool: PgPool, waiting: Arc<Mutex<mpsc::Receiver<Waiting>>>, query_
         };
         loop {
             let lookups: Vec<PortalLookup> = batch.iter().map(|w| w.lookup.clone()).collect();
-            let found = tokio::time::timeout(deadline, find_portal_targets(&mut *connection, &lookups)).await;
+            let found =
+                tokio::time::timeout(deadline, find(&mut connection, &lookups, query_timeout, pgbouncer))
+                    .await;
             match found {
                 Ok(Ok(targets)) => {
                     for (waiting, target) in batch.into_iter().zip(targets) {
@@ -157,6 +166,26 @@ async fn load(pool: PgPool, waiting: Arc<Mutex<mpsc::Receiver<Waiting>>>, query_
             };
         }
     }
+}
+
+/// One batch. Through PgBouncer in transaction mode it runs in a transaction of its own:
+/// the unnamed statement's parse and execution then reach the same server connection,
+/// and the statement timeout, which PgBouncer would refuse as a startup option, is set
+/// for that transaction (one round trip with `BEGIN`).
+async fn find(
+    connection: &mut PgConnection,
+    lookups: &[PortalLookup],
+    query_timeout: Duration,
+    pgbouncer: bool,
+) -> sqlx::Result<Vec<Option<PortalTarget>>> {
+    if !pgbouncer {
+        return find_portal_targets(connection, lookups).await;
+    }
+    let begin = format!("BEGIN; SET LOCAL statement_timeout = {}", query_timeout.as_millis());
+    let mut transaction = connection.begin_with(begin).await?;
+    let found = find_portal_targets_unprepared(&mut *transaction, lookups).await?;
+    transaction.commit().await?;
+    Ok(found)
 }
 
 /// Waits for a first request, then takes whatever else is already queued.

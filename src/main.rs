@@ -76,13 +76,16 @@ async fn run_server(migrate: bool) -> Result<ExitCode, ExitCode> {
 
 async fn serve_until_signal(config: Config, migrate: bool) -> Result<(), Box<dyn std::error::Error>> {
     let pool = db::pool(&config.database);
+    // Through PgBouncer, migrations and this check take a direct connection.
+    let session = db::session_pool(&config.database, &pool);
     if migrate {
         tokio::select! {
-            result = db::migrate_when_ready(&pool) => result?,
+            result = db::migrate_when_ready(&session) => result?,
             () = shutdown_signal() => return Ok(()),
         }
     }
-    warn_about_plaintext_keys(&pool).await;
+    warn_about_plaintext_keys(&session).await;
+    drop(session);
     let listen_addr = config.listen_addr;
     let options =
         server::ServeOptions { grace: config.shutdown_grace, header_timeout: config.header_timeout };

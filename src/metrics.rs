@@ -40,6 +40,20 @@ struct OutcomeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RateLimitLabels {
+    /// `redis` (shared by replicas) or `local` (this process: no Redis, or it failed).
+    store: &'static str,
+    /// `allowed` or `limited`.
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    /// `timeout` or `error`.
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PoolLabels {
     state: &'static str,
 }
@@ -57,6 +71,8 @@ pub struct Metrics {
     stripe_requests: Family<OutcomeLabels, Counter>,
     stripe_duration: HistogramFamily<OutcomeLabels>,
     pool_connections: Family<PoolLabels, Gauge>,
+    rate_limit_checks: Family<RateLimitLabels, Counter>,
+    redis_failures: Family<ReasonLabels, Counter>,
 }
 
 impl Metrics {
@@ -94,8 +110,29 @@ impl Metrics {
             pool_connections.clone(),
         );
         registry.register("db_pool_max_connections", "The pool's connection limit", max);
+        let rate_limit_checks = Family::<RateLimitLabels, Counter>::default();
+        registry.register(
+            "rate_limit_checks",
+            "Quota checks (user, project and Stripe budget at once), by store and outcome",
+            rate_limit_checks.clone(),
+        );
+        let redis_failures = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "rate_limit_redis_failures",
+            "Checks Redis did not answer in time or failed, which fell back to this process's limits",
+            redis_failures.clone(),
+        );
 
-        Self { registry, requests, request_duration, stripe_requests, stripe_duration, pool_connections }
+        Self {
+            registry,
+            requests,
+            request_duration,
+            stripe_requests,
+            stripe_duration,
+            pool_connections,
+            rate_limit_checks,
+            redis_failures,
+        }
     }
 
     pub fn observe_request(&self, method: &Method, route: &str, status: u16, elapsed: Duration) {
@@ -122,6 +159,17 @@ impl Metrics {
     pub fn observe_stripe(&self, call: &'static str, outcome: &'static str, elapsed: Duration) {
         self.stripe_requests.get_or_create(&OutcomeLabels { call, outcome }).inc();
         self.stripe_duration.get_or_create(&OutcomeLabels { call, outcome }).observe(elapsed.as_secs_f64());
+    }
+
+    /// One quota check: where it was counted and whether it passed.
+    pub fn observe_rate_limit(&self, store: &'static str, allowed: bool) {
+        let outcome = if allowed { "allowed" } else { "limited" };
+        self.rate_limit_checks.get_or_create(&RateLimitLabels { store, outcome }).inc();
+    }
+
+    /// A check Redis did not answer (`timeout`) or answered with an error (`error`).
+    pub fn observe_redis_failure(&self, reason: &'static str) {
+        self.redis_failures.get_or_create(&ReasonLabels { reason }).inc();
     }
 
     /// The text exposition, with the pool read at scrape time.

@@ -20,7 +20,7 @@ use crate::{
     auth::EndUser,
     lookup::{LookupError, Lookups},
     metrics::Metrics,
-    rate_limit::RateLimiter,
+    rate_limit::{self, RateLimiter},
     secrets::{self, EncryptionKeys, SecretError},
     stripe::{Flow, PortalSessionRequest, StripeClient, StripeError, is_portal_locale, key_fits_mode},
     validation::ValidationIssue,
@@ -45,7 +45,8 @@ pub struct PortalSession {
 
 #[derive(Debug, thiserror::Error)]
 pub enum PortalError {
-    /// This user or project is over its quota.
+    /// This user or project is over its quota, or the project over its budget of calls
+    /// to Stripe.
     #[error("rate limited")]
     RateLimited { retry_after: Duration },
     /// No such project, or no usable Stripe key for the mode.
@@ -75,8 +76,17 @@ impl Portal {
         livemode: bool,
         request: PortalRequest,
     ) -> Result<PortalSession, PortalError> {
+        // A subscription flow reads the subscription first: two calls to Stripe.
+        let stripe_calls = 1 + u32::from(request.flow.as_ref().and_then(Flow::subscription).is_some());
+        let quota = rate_limit::Request {
+            project_id: user.project_id,
+            user_id: &user.user_id,
+            livemode,
+            stripe_calls,
+        };
         self.rate_limiter
-            .check(user.project_id, &user.user_id)
+            .check(&quota)
+            .await
             .map_err(|retry_after| PortalError::RateLimited { retry_after })?;
         let target = self
             .lookups

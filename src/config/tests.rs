@@ -127,3 +127,49 @@ fn jwks_url_needs_public_key_algorithms() {
             .expect("valid");
     assert!(matches!(config.jwt.key, JwtKeySource::Jwks(..)));
 }
+
+#[test]
+fn the_stripe_budget_defaults_stay_under_stripes_account_limits() {
+    let config = Config::from_vars(&vars(&[])).expect("valid config");
+    assert_eq!(config.stripe_budget.test, Quota { per_minute: 20 * 60, burst: 20 });
+    assert_eq!(config.stripe_budget.live, Quota { per_minute: 80 * 60, burst: 80 });
+    assert!(config.redis.is_none(), "no Redis: limits per process");
+}
+
+#[test]
+fn a_bad_redis_url_is_named_without_repeating_it() {
+    for url in ["http://cache:6379", "rediss://:hunter2@cache:6380", "redis://:hunter2@[bad"] {
+        let err = error_for(&[("REDIS_URL", url)]);
+        assert_eq!(err.name, "REDIS_URL", "{url}");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+}
+
+#[test]
+fn redis_settings_are_read_and_the_url_is_never_printed() {
+    let config = Config::from_vars(&vars(&[
+        ("REDIS_URL", "redis://:hunter2@cache:6379/0"),
+        ("REDIS_TIMEOUT_MS", "20"),
+    ]))
+    .expect("valid config");
+    let redis = config.redis.as_ref().expect("redis configured");
+    assert_eq!(redis.timeout, Duration::from_millis(20));
+    assert_eq!(redis.key_prefix, "customer-portal");
+    assert!(!format!("{config:?}").contains("hunter2"));
+}
+
+#[test]
+fn pgbouncer_mode_needs_a_direct_url_for_migrations_and_admin_commands() {
+    let err = error_for(&[("DATABASE_PGBOUNCER", "true")]);
+    assert_eq!(err.name, "DATABASE_DIRECT_URL");
+
+    let config = Config::from_vars(&vars(&[
+        ("DATABASE_PGBOUNCER", "true"),
+        ("DATABASE_DIRECT_URL", "postgres://u:hunter2@db-direct:5432/app"),
+    ]))
+    .expect("valid config");
+    assert!(config.database.pgbouncer);
+    let session = config.database.session();
+    assert!(!session.pgbouncer);
+    assert_eq!(session.connect_options.get_host(), "db-direct");
+}

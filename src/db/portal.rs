@@ -33,43 +33,68 @@ pub async fn find_portal_targets(
     let project_ids: Vec<Uuid> = lookups.iter().map(|k| k.project_id).collect();
     let user_ids: Vec<&str> = lookups.iter().map(|k| k.user_id.as_str()).collect();
     let livemodes: Vec<bool> = lookups.iter().map(|k| k.livemode).collect();
-    let rows = sqlx::query!(
-        r#"
-        SELECT k.position AS "position!",
-               CASE WHEN k.livemode THEN p.stripe_live_secret_key ELSE p.stripe_test_secret_key END AS secret_key,
-               c.stripe_customer_id AS "customer_id?",
-               p.return_url_allowed_origins AS allowed_origins,
-               CASE WHEN k.livemode THEN p.stripe_live_portal_configuration
-                    ELSE p.stripe_test_portal_configuration END AS configuration,
-               p.portal_default_locale AS default_locale
-        FROM unnest($1::uuid[], $2::text[], $3::bool[]) WITH ORDINALITY AS k(project_id, user_id, livemode, position)
-        -- The `ANY` lets the planner fetch only the batch's projects by index; with the
-        -- join alone it hashes the whole table for every batch (bench/RESULTS.md).
-        JOIN projects p ON p.id = k.project_id AND p.id = ANY($1::uuid[])
-        LEFT JOIN stripe_customers c
-               ON c.project_id = k.project_id AND c.user_id = k.user_id AND c.livemode = k.livemode
-        "#,
+    let rows = sqlx::query_file!(
+        "src/db/portal_targets.sql",
         &project_ids as &[Uuid],
         &user_ids as &[&str],
         &livemodes as &[bool],
     )
     .fetch_all(db)
     .await?;
-    let mut targets: Vec<Option<PortalTarget>> = lookups.iter().map(|_| None).collect();
-    for row in rows {
-        // WITH ORDINALITY counts from 1.
-        let slot = usize::try_from(row.position - 1).ok().and_then(|i| targets.get_mut(i));
+    let rows = rows.into_iter().map(|row| {
+        let target = PortalTarget {
+            secret_key: row.secret_key,
+            customer_id: row.customer_id,
+            allowed_origins: row.allowed_origins,
+            configuration: row.configuration,
+            default_locale: row.default_locale,
+        };
+        (row.position, target)
+    });
+    Ok(in_order(lookups.len(), rows))
+}
+
+type Row = (i64, Option<String>, Option<String>, Option<Vec<String>>, Option<String>, Option<String>);
+
+/// The same statement for a connection through PgBouncer in transaction mode: unnamed
+/// (`persistent(false)`), so nothing outlives the transaction, which the caller must
+/// open, since the statement's parse and its execution are two exchanges that PgBouncer
+/// may otherwise send to two server connections.
+pub async fn find_portal_targets_unprepared(
+    db: impl PgExecutor<'_>,
+    lookups: &[PortalLookup],
+) -> sqlx::Result<Vec<Option<PortalTarget>>> {
+    let project_ids: Vec<Uuid> = lookups.iter().map(|k| k.project_id).collect();
+    let user_ids: Vec<&str> = lookups.iter().map(|k| k.user_id.as_str()).collect();
+    let livemodes: Vec<bool> = lookups.iter().map(|k| k.livemode).collect();
+    let rows: Vec<Row> = sqlx::query_as(include_str!("portal_targets.sql"))
+        .persistent(false)
+        .bind(&project_ids)
+        .bind(&user_ids)
+        .bind(&livemodes)
+        .fetch_all(db)
+        .await?;
+    let rows = rows.into_iter().map(
+        |(position, secret_key, customer_id, allowed_origins, configuration, default_locale)| {
+            (
+                position,
+                PortalTarget { secret_key, customer_id, allowed_origins, configuration, default_locale },
+            )
+        },
+    );
+    Ok(in_order(lookups.len(), rows))
+}
+
+/// Rows numbered from 1 (WITH ORDINALITY) into the order asked; `None` where none came.
+fn in_order(asked: usize, rows: impl Iterator<Item = (i64, PortalTarget)>) -> Vec<Option<PortalTarget>> {
+    let mut targets: Vec<Option<PortalTarget>> = (0..asked).map(|_| None).collect();
+    for (position, target) in rows {
+        let slot = usize::try_from(position - 1).ok().and_then(|i| targets.get_mut(i));
         if let Some(slot) = slot {
-            *slot = Some(PortalTarget {
-                secret_key: row.secret_key,
-                customer_id: row.customer_id,
-                allowed_origins: row.allowed_origins,
-                configuration: row.configuration,
-                default_locale: row.default_locale,
-            });
+            *slot = Some(target);
         }
     }
-    Ok(targets)
+    targets
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use crate::{
     lookup::Lookups,
     metrics::Metrics,
     portal::Portal,
-    rate_limit::RateLimiter,
+    rate_limit::{Limits, RateLimitError, RateLimiter},
     secrets::EncryptionKeys,
     stripe::StripeClient,
 };
@@ -58,6 +58,8 @@ pub enum StartupError {
     Config(#[from] ConfigError),
     #[error("cannot build the Stripe HTTP client: {0}")]
     StripeClient(#[from] reqwest::Error),
+    #[error(transparent)]
+    RateLimiter(#[from] RateLimitError),
     #[error("cannot start the database lookup thread: {0}")]
     LookupThread(std::io::Error),
 }
@@ -71,13 +73,20 @@ impl AppState {
             database.lookup_connections,
             database.query_timeout,
             config.max_in_flight,
+            database.pgbouncer,
         )
         .map_err(StartupError::LookupThread)?;
         let metrics = Arc::new(Metrics::new(config.database.max_connections));
+        let limits = Limits {
+            user: config.user_quota,
+            project: config.project_quota,
+            stripe_test: config.stripe_budget.test,
+            stripe_live: config.stripe_budget.live,
+        };
         let portal = Portal {
             lookups,
             stripe: StripeClient::new(&config.stripe)?,
-            rate_limiter: RateLimiter::new(config.user_quota, config.project_quota),
+            rate_limiter: RateLimiter::new(limits, config.redis.as_ref(), metrics.clone())?,
             metrics: metrics.clone(),
             encryption_keys: EncryptionKeys::new(&config.encryption_keys),
             allowed_origins: config.return_url_allowed_origins.clone(),

@@ -39,6 +39,9 @@ fn base_vars(stripe_uri: &str) -> HashMap<String, String> {
         ("STRIPE_TIMEOUT_MS", "2000"),
         ("DATABASE_ACQUIRE_TIMEOUT_MS", "500"),
         ("SHUTDOWN_GRACE_SECONDS", "5"),
+        // Tests send bursts to one project; the Stripe budget has tests of its own.
+        ("STRIPE_BUDGET_TEST_PER_SECOND", "0"),
+        ("STRIPE_BUDGET_LIVE_PER_SECOND", "0"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -294,6 +297,35 @@ pub fn database_url_of(db: &PgPool) -> String {
         options.get_username(),
         options.get_database().unwrap_or("postgres")
     )
+}
+
+/// The Redis the shared-limit tests use: `REDIS_TEST_URL`, else the machine's own.
+pub fn redis_url() -> String {
+    std::env::var("REDIS_TEST_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// Redis's `host:port`, for a proxy in front of it.
+pub fn redis_upstream() -> (String, u16) {
+    let url = url::Url::parse(&redis_url()).expect("REDIS_TEST_URL is a URL");
+    (url.host_str().unwrap_or("127.0.0.1").to_owned(), url.port().unwrap_or(6379))
+}
+
+/// A key prefix no other test (nor run) shares.
+pub fn unique_prefix() -> String {
+    format!("cp-test-{}", Uuid::new_v4())
+}
+
+/// A loopback listener that accepts connections and never answers: a stalled server.
+pub async fn stalled_port() -> (u16, JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    (port, task)
 }
 
 /// Polls `check` until it holds or `within` passes.
