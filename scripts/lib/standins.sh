@@ -91,7 +91,7 @@ standin_distroless() { # NAME
   # The packages' own files, minus directories, with /lib... paths as merged /usr ones.
   chroot "$src" dpkg-query -L libc6 libgcc-s1 libgomp1 libstdc++6 libssl3 tzdata netbase base-files \
     | sed -E 's#^/(lib|lib64|bin|sbin)/#/usr/\1/#' | sort -u | while read -r path; do
-      [[ -e "$src$path" || -L "$src$path" ]] && [[ ! -d "$src$path" || -L "$src$path" ]] && echo ".$path"
+      if [[ -L "$src$path" || (-e "$src$path" && ! -d "$src$path") ]]; then echo ".$path"; fi
     done >"$STANDIN_WORK/distroless.list"
   # base-files' maintainer scripts and shells are not files of a distroless image.
   grep -v -E '^\./usr/(s?bin)/' "$STANDIN_WORK/distroless.list" >"$STANDIN_WORK/distroless.keep"
