@@ -25,10 +25,12 @@
 #   python:3.11-slim-bookworm        bookworm minbase + python3 (runs the fake Stripe)
 
 STANDIN_LABEL=org.customer-portal.test-standin
+# Bump when a recipe below changes what an image holds: cached stand-ins are rebuilt.
+STANDIN_RECIPE_VERSION=2
 STANDIN_WORK=""
 
 standin_recipe_hash() {
-  { cat "$ROOT/scripts/lib/standins.sh" "$ROOT/docker/standins/postgres-entrypoint.sh"
+  { echo "$STANDIN_RECIPE_VERSION"; cat "$ROOT/docker/standins/postgres-entrypoint.sh"
     rustc -vV; } | sha256sum | cut -c1-16
 }
 
@@ -55,7 +57,13 @@ standin_finish() {
     echo "FROM $rootfs"
     printf '%s\n' "$@"
     echo "LABEL $STANDIN_LABEL=\"$STANDIN_RECIPE\" org.customer-portal.test-standin.description=\"$description\""
-  } | DOCKER_BUILDKIT=0 docker build -q -t "$name" - >/dev/null
+  } >"$STANDIN_WORK/Dockerfile"
+  # The engine's classic builder (the only one that needs no buildx plugin from the CLI);
+  # its deprecation notice is shown only when the build fails.
+  if ! DOCKER_BUILDKIT=0 docker build -q -t "$name" - <"$STANDIN_WORK/Dockerfile" >"$STANDIN_WORK/build.log" 2>&1; then
+    cat "$STANDIN_WORK/build.log" >&2
+    return 1
+  fi
   docker rmi "$rootfs" >/dev/null
 }
 
@@ -94,7 +102,7 @@ standin_distroless() { # NAME
       if [[ -L "$src$path" || (-e "$src$path" && ! -d "$src$path") ]]; then echo ".$path"; fi
     done >"$STANDIN_WORK/distroless.list"
   # base-files' maintainer scripts and shells are not files of a distroless image.
-  grep -v -E '^\./usr/(s?bin)/' "$STANDIN_WORK/distroless.list" >"$STANDIN_WORK/distroless.keep"
+  grep -v -E '^\./(usr/s?bin|etc/update-motd\.d)/' "$STANDIN_WORK/distroless.list" >"$STANDIN_WORK/distroless.keep"
   tar -C "$src" --no-recursion -cf - -T "$STANDIN_WORK/distroless.keep" \
     | tar -C "$dst" --keep-directory-symlink -xf -
   mkdir -p "$dst/etc/ssl/certs"
@@ -154,9 +162,11 @@ standin_postgres() { # NAME MAJOR
     --essential-hook='echo "postgres:x:999:999:PostgreSQL administrator:/var/lib/postgresql:/bin/bash" >>"$1/etc/passwd" && echo "postgres:x:999:" >>"$1/etc/group"'
   version=$(chroot "$root" dpkg-query -W -f '${Version}' "postgresql-$major")
   install -m 0755 "$ROOT/docker/standins/postgres-entrypoint.sh" "$root/usr/local/bin/docker-entrypoint.sh"
-  mkdir -p "$root/var/lib/postgresql/data" "$root/docker-entrypoint-initdb.d" "$root/var/run/postgresql"
-  chroot "$root" chown -R postgres:postgres /var/lib/postgresql /var/run/postgresql
-  chmod 1777 "$root/var/lib/postgresql/data"
+  # Inside the chroot: /var/run is a symlink to /run, which outside it is the machine's.
+  chroot "$root" sh -c 'mkdir -p /var/lib/postgresql/data /docker-entrypoint-initdb.d /run/postgresql &&
+    chown -R postgres:postgres /var/lib/postgresql /run/postgresql &&
+    chmod 3777 /run/postgresql && chmod 1777 /var/lib/postgresql/data'
+  rm -rf "$root/var/cache/apt/archives/"*.deb "$root/var/lib/apt/lists/"*
   tar -C "$root" --numeric-owner -c . | docker import - standin-rootfs/postgres >/dev/null
   standin_finish standin-rootfs/postgres "$name" "Debian trixie minbase + postgresql-$major $version" \
     "ENV PATH=/usr/lib/postgresql/$major/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin PGDATA=/var/lib/postgresql/data LANG=C.UTF-8 PG_MAJOR=$major" \
