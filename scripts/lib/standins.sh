@@ -22,7 +22,8 @@
 #                                    image's layout (PGDATA, uid 999, STOPSIGNAL SIGINT)
 #                                    and an entrypoint honouring POSTGRES_USER,
 #                                    POSTGRES_PASSWORD and POSTGRES_DB
-#   python:3.11-slim-bookworm        bookworm minbase + python3 (runs the fake Stripe)
+#   python:3.11-slim-bookworm        bookworm minbase + python3 (runs the fake Stripe); the
+#                                    same tree as the Rust one's, so gcc is there too
 
 STANDIN_LABEL=org.customer-portal.test-standin
 # Bump when a recipe below changes what an image holds: cached stand-ins are rebuilt.
@@ -85,7 +86,7 @@ standin_bookworm_rootfs() {
 standin_python() { # NAME
   standin_bookworm_rootfs
   tar -C "$STANDIN_WORK/bookworm" -c . | docker import - standin-rootfs/python >/dev/null
-  standin_finish standin-rootfs/python "$1" "Debian bookworm minbase + python3 $(chroot "$STANDIN_WORK/bookworm" python3 -c 'import platform; print(platform.python_version())')" \
+  standin_finish standin-rootfs/python "$1" "Debian bookworm minbase + gcc, libc6-dev and python3 $(chroot "$STANDIN_WORK/bookworm" python3 -c 'import platform; print(platform.python_version())')" \
     'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8' \
     'CMD ["python3"]'
 }
