@@ -3,8 +3,10 @@
 //! pool, a connection or a transaction all fit.
 
 pub(crate) mod customers;
+pub(crate) mod events;
 pub(crate) mod portal;
 pub mod projects;
+pub(crate) mod webhook_secrets;
 
 use std::time::Duration;
 

@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 
 use crate::{
     auth::AuthError, db::DbError, lookup::LookupError, portal::PortalError, stripe::StripeError,
-    validation::ValidationIssue,
+    validation::ValidationIssue, webhooks::WebhookError,
 };
 
 /// Every error except a validation error: `{"detail": "..."}`.
@@ -62,6 +62,14 @@ pub enum ApiError {
     RouteNotFound,
     #[error("method not allowed")]
     MethodNotAllowed,
+    #[error("invalid Stripe signature")]
+    WebhookSignature,
+    #[error("invalid event payload")]
+    WebhookPayload,
+    #[error("event mode does not match test_mode")]
+    WebhookModeMismatch,
+    #[error("webhooks are not configured for this project")]
+    WebhooksNotConfigured,
     #[error("stripe: {0}")]
     Stripe(#[from] StripeError),
     #[error("database unavailable: {0}")]
@@ -116,6 +124,19 @@ impl From<PortalError> for ApiError {
     }
 }
 
+impl From<WebhookError> for ApiError {
+    fn from(err: WebhookError) -> Self {
+        match err {
+            WebhookError::NotConfigured => ApiError::WebhooksNotConfigured,
+            WebhookError::Signature(_) => ApiError::WebhookSignature,
+            WebhookError::InvalidPayload(_) => ApiError::WebhookPayload,
+            WebhookError::ModeMismatch => ApiError::WebhookModeMismatch,
+            key @ WebhookError::StoredSecret { .. } => ApiError::Internal(key.to_string()),
+            WebhookError::Database(e) => e.into(),
+        }
+    }
+}
+
 impl ApiError {
     fn status(&self) -> StatusCode {
         match self {
@@ -125,10 +146,14 @@ impl ApiError {
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::BodyUnreadable => StatusCode::BAD_REQUEST,
+            ApiError::BodyUnreadable
+            | ApiError::WebhookSignature
+            | ApiError::WebhookPayload
+            | ApiError::WebhookModeMismatch => StatusCode::BAD_REQUEST,
             ApiError::ProjectNotFound
             | ApiError::CustomerNotFound
             | ApiError::SubscriptionNotFound
+            | ApiError::WebhooksNotConfigured
             | ApiError::RouteNotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Stripe(
@@ -163,6 +188,10 @@ impl ApiError {
             ApiError::RateLimited { .. } => "Too many requests; retry later",
             ApiError::BodyUnreadable => "There was an error parsing the body",
             ApiError::ProjectNotFound => "Project not found or Stripe not configured",
+            ApiError::WebhookSignature => "Invalid Stripe signature",
+            ApiError::WebhookPayload => "Invalid event payload",
+            ApiError::WebhookModeMismatch => "Event mode does not match test_mode",
+            ApiError::WebhooksNotConfigured => "Webhooks are not configured for this project",
             ApiError::CustomerNotFound | ApiError::Stripe(StripeError::CustomerNotFound { .. }) => {
                 "No Stripe customer found for user"
             }

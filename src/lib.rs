@@ -21,6 +21,7 @@ mod portal;
 mod rate_limit;
 mod routes;
 mod validation;
+mod webhooks;
 
 pub use routes::{AppState, PORTAL_PATH, StartupError, app};
 pub use server::serve;

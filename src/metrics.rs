@@ -40,6 +40,13 @@ struct OutcomeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WebhookLabels {
+    /// One of the event types the service uses, `other`, or `unknown` before verification.
+    r#type: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RateLimitLabels {
     /// `redis` (shared by replicas) or `local` (this process: no Redis, or it failed).
     store: &'static str,
@@ -71,6 +78,7 @@ pub struct Metrics {
     stripe_requests: Family<OutcomeLabels, Counter>,
     stripe_duration: HistogramFamily<OutcomeLabels>,
     pool_connections: Family<PoolLabels, Gauge>,
+    webhook_events: Family<WebhookLabels, Counter>,
     rate_limit_checks: Family<RateLimitLabels, Counter>,
     redis_failures: Family<ReasonLabels, Counter>,
 }
@@ -110,6 +118,12 @@ impl Metrics {
             pool_connections.clone(),
         );
         registry.register("db_pool_max_connections", "The pool's connection limit", max);
+        let webhook_events = Family::<WebhookLabels, Counter>::default();
+        registry.register(
+            "stripe_webhook_events",
+            "Stripe webhook deliveries, by event type and outcome",
+            webhook_events.clone(),
+        );
         let rate_limit_checks = Family::<RateLimitLabels, Counter>::default();
         registry.register(
             "rate_limit_checks",
@@ -130,9 +144,15 @@ impl Metrics {
             stripe_requests,
             stripe_duration,
             pool_connections,
+            webhook_events,
             rate_limit_checks,
             redis_failures,
         }
+    }
+
+    /// Counts one webhook delivery.
+    pub fn observe_webhook(&self, kind: &'static str, outcome: &'static str) {
+        self.webhook_events.get_or_create(&WebhookLabels { r#type: kind, outcome }).inc();
     }
 
     pub fn observe_request(&self, method: &Method, route: &str, status: u16, elapsed: Duration) {

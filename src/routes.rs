@@ -6,6 +6,7 @@ mod metrics;
 mod openapi;
 mod portal;
 mod state;
+mod webhooks;
 
 pub use portal::PATH as PORTAL_PATH;
 pub use state::{AppState, StartupError};
@@ -51,6 +52,7 @@ fn router(max_in_flight: usize) -> Router<AppState> {
         .concurrency_limit(max_in_flight);
     Router::new()
         .route(portal::PATH, post(portal::create_session).layer(shed))
+        .route(webhooks::PATH, post(webhooks::receive).layer(DefaultBodyLimit::max(webhooks::MAX_BODY_BYTES)))
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
         .route("/metrics", get(metrics::serve))

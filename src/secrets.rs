@@ -52,6 +52,12 @@ fn associated_data(project: Uuid, livemode: bool) -> String {
     format!("{project}:{}", if livemode { "live" } else { "test" })
 }
 
+/// The associated data of a webhook signing secret: its own, so that neither an API key
+/// nor another project's or mode's secret decrypts in its place.
+pub fn webhook_context(project: Uuid, livemode: bool) -> String {
+    format!("{}:webhook", associated_data(project, livemode))
+}
+
 impl EncryptionKeys {
     /// `None` when no key is configured.
     pub fn new(keys: &[EncryptionKey]) -> Option<Self> {
@@ -75,19 +81,27 @@ impl EncryptionKeys {
     }
 
     pub fn encrypt(&self, plaintext: &str, project: Uuid, livemode: bool) -> String {
+        self.encrypt_in(plaintext, &associated_data(project, livemode))
+    }
+
+    pub fn decrypt(&self, stored: &str, project: Uuid, livemode: bool) -> Result<String, SecretError> {
+        self.decrypt_in(stored, &associated_data(project, livemode))
+    }
+
+    /// Encrypts with `context` as associated data (see `webhook_context`).
+    pub fn encrypt_in(&self, plaintext: &str, context: &str) -> String {
         let (id, cipher) = &self.keys[0];
         // A fresh random nonce from the OS for every value: GCM must never reuse one.
         let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
-        let aad = associated_data(project, livemode);
         let sealed = cipher
-            .encrypt(&nonce, Payload { msg: plaintext.as_bytes(), aad: aad.as_bytes() })
+            .encrypt(&nonce, Payload { msg: plaintext.as_bytes(), aad: context.as_bytes() })
             .expect("AES-GCM encryption of a short message cannot fail");
         let mut out = nonce.to_vec();
         out.extend(sealed);
         format!("{PREFIX}{id}:{}", B64.encode(out))
     }
 
-    pub fn decrypt(&self, stored: &str, project: Uuid, livemode: bool) -> Result<String, SecretError> {
+    pub fn decrypt_in(&self, stored: &str, context: &str) -> Result<String, SecretError> {
         let rest = stored.strip_prefix(PREFIX).ok_or(SecretError::Corrupt)?;
         let (id, payload) = rest.split_once(':').ok_or(SecretError::Corrupt)?;
         let (_, cipher) =
@@ -98,9 +112,8 @@ impl EncryptionKeys {
         }
         let (nonce, sealed) = bytes.split_at(NONCE_BYTES);
         let nonce = Nonce::from(<[u8; NONCE_BYTES]>::try_from(nonce).map_err(|_| SecretError::Corrupt)?);
-        let aad = associated_data(project, livemode);
         let plain = cipher
-            .decrypt(&nonce, Payload { msg: sealed, aad: aad.as_bytes() })
+            .decrypt(&nonce, Payload { msg: sealed, aad: context.as_bytes() })
             .map_err(|_| SecretError::Corrupt)?;
         String::from_utf8(plain).map_err(|_| SecretError::Corrupt)
     }
@@ -122,6 +135,14 @@ pub fn reveal(
         return Ok(stored);
     }
     keys.ok_or(SecretError::NoKeys)?.decrypt(&stored, project, livemode)
+}
+
+/// As `reveal`, for a value encrypted with `context` as associated data.
+pub fn reveal_in(keys: Option<&EncryptionKeys>, stored: String, context: &str) -> Result<String, SecretError> {
+    if !is_encrypted(&stored) {
+        return Ok(stored);
+    }
+    keys.ok_or(SecretError::NoKeys)?.decrypt_in(&stored, context)
 }
 
 #[cfg(test)]

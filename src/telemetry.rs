@@ -87,7 +87,10 @@ fn make_span(request: &Request<Body>) -> Span {
         status = Empty,
         livemode = Empty,
         flow = Empty,
-        stripe_session = Empty
+        stripe_session = Empty,
+        stripe_event = Empty,
+        event_type = Empty,
+        outcome = Empty
     )
 }
 

@@ -87,7 +87,7 @@ impl<S: Send + Sync, T: FromJson> FromRequest<S> for ModeAndBody<T> {
 }
 
 /// `test_mode`, defaulting to true; repeated, the last one counts, as in FastAPI.
-fn test_mode(query: Option<&str>) -> Result<bool, ValidationIssue> {
+pub(super) fn test_mode(query: Option<&str>) -> Result<bool, ValidationIssue> {
     let raw = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
         .filter(|(name, _)| name == "test_mode")
         .last()

@@ -28,11 +28,12 @@ use crate::{
             Every error body is JSON with a `detail` field, as FastAPI writes it.",
         license(name = "MIT", identifier = "MIT"),
     ),
-    paths(super::portal::create_session, super::health::live, super::health::ready),
+    paths(super::portal::create_session, super::webhooks::receive, super::health::live, super::health::ready),
     components(schemas(ErrorBody, ValidationErrorBody, ValidationIssue)),
     modifiers(&BearerScheme, &LocaleEnum),
     tags(
         (name = "payments", description = "Stripe billing-portal sessions for the token's user"),
+        (name = "webhooks", description = "Stripe's events, keeping each project's customer links current"),
         (name = "operations", description = "Health and readiness probes"),
     )
 )]

@@ -14,6 +14,7 @@ use crate::{
     rate_limit::{Limits, RateLimitError, RateLimiter},
     secrets::EncryptionKeys,
     stripe::StripeClient,
+    webhooks::{self, Webhooks},
 };
 
 /// What every request can reach: cheap handles, cloned per request. Handlers take the
@@ -24,6 +25,7 @@ pub struct AppState {
     db: PgPool,
     auth: Arc<Authenticator>,
     portal: Arc<Portal>,
+    webhooks: Arc<Webhooks>,
     metrics: Arc<Metrics>,
 }
 
@@ -36,6 +38,12 @@ impl FromRef<AppState> for Arc<Authenticator> {
 impl FromRef<AppState> for Arc<Portal> {
     fn from_ref(state: &AppState) -> Self {
         state.portal.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<Webhooks> {
+    fn from_ref(state: &AppState) -> Self {
+        state.webhooks.clone()
     }
 }
 
@@ -91,9 +99,13 @@ impl AppState {
             encryption_keys: EncryptionKeys::new(&config.encryption_keys),
             allowed_origins: config.return_url_allowed_origins.clone(),
         };
+        let webhooks =
+            Webhooks { db: db.clone(), encryption_keys: EncryptionKeys::new(&config.encryption_keys) };
+        webhooks::spawn_pruning(db.clone(), std::time::Duration::from_secs(3600));
         Ok(Self {
             auth: Arc::new(Authenticator::new(&config.jwt)?),
             portal: Arc::new(portal),
+            webhooks: Arc::new(webhooks),
             metrics,
             config: Arc::new(config),
             db,
