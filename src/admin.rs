@@ -13,12 +13,14 @@ use crate::{
     cli::{CustomerCommand, ProjectCommand},
     db::{customers, projects},
     secrets::{self, EncryptionKeys},
+    stripe::StripeClient,
 };
 
 mod encrypt;
 mod error;
 mod settings;
 mod stripe_keys;
+mod webhooks;
 
 pub use encrypt::{EncryptAllError, encrypt_all};
 pub use error::AdminError;
@@ -29,6 +31,8 @@ use stripe_keys::{check_key, is_id_with_prefix, mask};
 pub struct Admin<'a> {
     pub db: &'a PgPool,
     pub secrets: Option<&'a EncryptionKeys>,
+    /// For `project webhook-setup`.
+    pub stripe: &'a StripeClient,
     pub stdin: &'a mut dyn BufRead,
     pub out: &'a mut dyn Write,
     /// Warnings, such as a key stored in plaintext.
@@ -55,14 +59,17 @@ impl Admin<'_> {
                 tx.commit().await?;
                 writeln!(self.out, "{id}")?;
             }
-            ProjectCommand::SetKeys { project, keys, clear_test_key, clear_live_key } => {
+            ProjectCommand::SetKeys { project, keys, clear_test_key, clear_live_key, webhook_secrets } => {
                 let changes = [
                     (false, self.key_arg(keys.test_key, false)?, clear_test_key),
                     (true, self.key_arg(keys.live_key, true)?, clear_live_key),
                 ];
-                if changes.iter().all(|(_, key, clear)| key.is_none() && !clear) {
+                let secret_changes = self.webhook_secret_changes(webhook_secrets, project)?;
+                if changes.iter().all(|(_, key, clear)| key.is_none() && !clear) && secret_changes.is_empty()
+                {
                     return Err(AdminError::Invalid(
-                        "nothing to change: give --test-key, --live-key, --clear-test-key or --clear-live-key"
+                        "nothing to change: give --test-key, --live-key, --clear-test-key or --clear-live-key \
+                         (or a --…-webhook-secret flag)"
                             .into(),
                     ));
                 }
@@ -76,6 +83,7 @@ impl Admin<'_> {
                         return Err(no_such_project(project));
                     }
                 }
+                Self::apply_webhook_secrets(&mut tx, project, secret_changes).await?;
                 tx.commit().await?;
                 self.show_project(project).await?;
             }
@@ -106,6 +114,9 @@ impl Admin<'_> {
                 self.show_project(project).await?;
             }
             ProjectCommand::Show { project } => self.show_project(project).await?,
+            ProjectCommand::WebhookSetup { project, live, public_url } => {
+                self.webhook_setup(project, live, &public_url).await?;
+            }
         }
         Ok(())
     }
@@ -186,7 +197,8 @@ impl Admin<'_> {
                 format!("{} in test mode, {} in live mode", row.test_customers, row.live_customers),
             ),
         ];
-        for (label, value) in lines {
+        let webhook_lines = self.webhook_secret_lines(project).await?;
+        for (label, value) in lines.into_iter().chain(webhook_lines) {
             writeln!(self.out, "{label:<19} {value}")?;
         }
         Ok(())

@@ -82,6 +82,20 @@ pub enum ProjectCommand {
         /// Remove the live-mode key.
         #[arg(long, conflicts_with = "live_key")]
         clear_live_key: bool,
+        #[command(flatten)]
+        webhook_secrets: WebhookSecretArgs,
+    },
+    /// Create the project's webhook endpoint in its Stripe account (or update the one
+    /// with the same URL) for the events the service uses, and store its secret.
+    WebhookSetup {
+        #[arg(long)]
+        project: Uuid,
+        /// The live-mode endpoint (default: test mode).
+        #[arg(long)]
+        live: bool,
+        /// Where Stripe reaches this service, e.g. https://billing.example.com.
+        #[arg(long, value_name = "URL")]
+        public_url: String,
     },
     /// Change a project's return-URL origins, portal configurations or default locale.
     Set {
@@ -118,6 +132,24 @@ pub struct KeyArgs {
     /// Stripe live-mode secret or restricted key (sk_live_… or rk_live_…), or `-` for stdin.
     #[arg(long, value_name = "KEY")]
     pub live_key: Option<String>,
+}
+
+/// Webhook signing secrets, like keys: `-` reads one from stdin.
+#[derive(Debug, Args)]
+pub struct WebhookSecretArgs {
+    /// The test-mode webhook signing secret (whsec_…), or `-` for stdin. The one it
+    /// replaces is still accepted for 24 hours.
+    #[arg(long, value_name = "SECRET", conflicts_with = "clear_test_webhook_secret")]
+    pub test_webhook_secret: Option<String>,
+    /// The live-mode webhook signing secret (whsec_…), or `-` for stdin.
+    #[arg(long, value_name = "SECRET", conflicts_with = "clear_live_webhook_secret")]
+    pub live_webhook_secret: Option<String>,
+    /// Remove the test-mode webhook secrets (test-mode deliveries then get a 404).
+    #[arg(long)]
+    pub clear_test_webhook_secret: bool,
+    /// Remove the live-mode webhook secrets.
+    #[arg(long)]
+    pub clear_live_webhook_secret: bool,
 }
 
 #[derive(Debug, Args)]

@@ -194,21 +194,7 @@ impl Config {
             database: database_config(&get)?,
             listen_addr,
             jwt: jwt_config(&get)?,
-            stripe: StripeConfig {
-                api_base: stripe_api_base(get("STRIPE_API_BASE"))?,
-                connect_timeout: millis(
-                    get("STRIPE_CONNECT_TIMEOUT_MS"),
-                    "STRIPE_CONNECT_TIMEOUT_MS",
-                    2_000,
-                )?,
-                timeout: millis(get("STRIPE_TIMEOUT_MS"), "STRIPE_TIMEOUT_MS", 10_000)?,
-                max_retries: parse_or(get("STRIPE_MAX_RETRIES"), "STRIPE_MAX_RETRIES", Some(2))?,
-                retry_initial_backoff: millis(
-                    get("STRIPE_RETRY_BACKOFF_MS"),
-                    "STRIPE_RETRY_BACKOFF_MS",
-                    500,
-                )?,
-            },
+            stripe: stripe_config(&get)?,
             cors_allowed_origins: cors_origins(get("CORS_ALLOWED_ORIGINS"))?,
             return_url_allowed_origins: origin_list(
                 get("RETURN_URL_ALLOWED_ORIGINS"),
@@ -251,20 +237,36 @@ impl Config {
 }
 
 /// What the admin commands need: the database and, to encrypt or show keys, the
-/// secrets keys. Not the token or Stripe settings, so a team can set up a project
-/// before the service is configured.
+/// secrets keys; Stripe's settings only for `webhook-setup`, and they all have defaults.
+/// Not the token settings, so a team can set up a project before the service is
+/// configured.
 #[derive(Debug)]
 pub struct AdminConfig {
     pub database: DatabaseConfig,
     pub encryption_keys: Vec<EncryptionKey>,
+    pub stripe: StripeConfig,
 }
 
 impl AdminConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
         let vars: HashMap<String, String> = std::env::vars().collect();
         let get = |name: &str| vars.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
-        Ok(Self { database: database_config(&get)?.session(), encryption_keys: encryption_keys(&get)? })
+        Ok(Self {
+            database: database_config(&get)?.session(),
+            encryption_keys: encryption_keys(&get)?,
+            stripe: stripe_config(&get)?,
+        })
     }
+}
+
+fn stripe_config<'a>(get: &impl Fn(&str) -> Option<&'a str>) -> Result<StripeConfig, ConfigError> {
+    Ok(StripeConfig {
+        api_base: stripe_api_base(get("STRIPE_API_BASE"))?,
+        connect_timeout: millis(get("STRIPE_CONNECT_TIMEOUT_MS"), "STRIPE_CONNECT_TIMEOUT_MS", 2_000)?,
+        timeout: millis(get("STRIPE_TIMEOUT_MS"), "STRIPE_TIMEOUT_MS", 10_000)?,
+        max_retries: parse_or(get("STRIPE_MAX_RETRIES"), "STRIPE_MAX_RETRIES", Some(2))?,
+        retry_initial_backoff: millis(get("STRIPE_RETRY_BACKOFF_MS"), "STRIPE_RETRY_BACKOFF_MS", 500)?,
+    })
 }
 
 fn database_config<'a>(get: &impl Fn(&str) -> Option<&'a str>) -> Result<DatabaseConfig, ConfigError> {

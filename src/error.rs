@@ -12,8 +12,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::{
-    auth::AuthError, db::DbError, lookup::LookupError, portal::PortalError, stripe::StripeError,
-    validation::ValidationIssue, webhooks::WebhookError,
+    auth::AuthError, checkout_sync::CheckoutSyncError, db::DbError, lookup::LookupError, portal::PortalError,
+    stripe::StripeError, validation::ValidationIssue, webhooks::WebhookError,
 };
 
 /// Every error except a validation error: `{"detail": "..."}`.
@@ -70,6 +70,11 @@ pub enum ApiError {
     WebhookModeMismatch,
     #[error("webhooks are not configured for this project")]
     WebhooksNotConfigured,
+    /// The session is unknown to Stripe or another user's: one answer for both.
+    #[error("checkout session not found for user")]
+    CheckoutSessionNotFound,
+    #[error("checkout session is not complete")]
+    CheckoutSessionIncomplete,
     #[error("stripe: {0}")]
     Stripe(#[from] StripeError),
     #[error("database unavailable: {0}")]
@@ -137,6 +142,21 @@ impl From<WebhookError> for ApiError {
     }
 }
 
+impl From<CheckoutSyncError> for ApiError {
+    fn from(err: CheckoutSyncError) -> Self {
+        match err {
+            CheckoutSyncError::RateLimited { retry_after } => ApiError::RateLimited { retry_after },
+            CheckoutSyncError::ProjectNotFound => ApiError::ProjectNotFound,
+            CheckoutSyncError::SessionNotFound => ApiError::CheckoutSessionNotFound,
+            CheckoutSyncError::Incomplete => ApiError::CheckoutSessionIncomplete,
+            CheckoutSyncError::NoCustomer => ApiError::CustomerNotFound,
+            key @ CheckoutSyncError::StoredKey { .. } => ApiError::Internal(key.to_string()),
+            CheckoutSyncError::Stripe(e) => ApiError::Stripe(e),
+            CheckoutSyncError::Database(e) => e.into(),
+        }
+    }
+}
+
 impl ApiError {
     fn status(&self) -> StatusCode {
         match self {
@@ -154,7 +174,9 @@ impl ApiError {
             | ApiError::CustomerNotFound
             | ApiError::SubscriptionNotFound
             | ApiError::WebhooksNotConfigured
+            | ApiError::CheckoutSessionNotFound
             | ApiError::RouteNotFound => StatusCode::NOT_FOUND,
+            ApiError::CheckoutSessionIncomplete => StatusCode::CONFLICT,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Stripe(
                 StripeError::CustomerNotFound { .. } | StripeError::SubscriptionNotFound { .. },
@@ -192,6 +214,8 @@ impl ApiError {
             ApiError::WebhookPayload => "Invalid event payload",
             ApiError::WebhookModeMismatch => "Event mode does not match test_mode",
             ApiError::WebhooksNotConfigured => "Webhooks are not configured for this project",
+            ApiError::CheckoutSessionNotFound => "Checkout session not found for user",
+            ApiError::CheckoutSessionIncomplete => "Checkout session is not complete",
             ApiError::CustomerNotFound | ApiError::Stripe(StripeError::CustomerNotFound { .. }) => {
                 "No Stripe customer found for user"
             }

@@ -14,6 +14,7 @@ pub mod stripe;
 pub mod telemetry;
 
 // The service's insides, reached only through `app`.
+mod checkout_sync;
 mod error;
 mod lookup;
 mod metrics;

@@ -13,7 +13,9 @@ use customer_portal::{
     config::{AdminConfig, Config, ConfigError, JwtConfig},
     db,
     secrets::EncryptionKeys,
-    serve, server, telemetry,
+    serve, server,
+    stripe::StripeClient,
+    telemetry,
 };
 use uuid::Uuid;
 
@@ -142,9 +144,17 @@ async fn run_admin(
     let config = load(Audience::Person, AdminConfig::from_env)?;
     let pool = db::pool(&config.database);
     let keys = EncryptionKeys::new(&config.encryption_keys);
+    let stripe = StripeClient::new(&config.stripe)
+        .map_err(|e| failed(Audience::Person, 1, format!("cannot build the Stripe HTTP client: {e}")))?;
     let (mut stdin, mut stdout, mut stderr) = (std::io::stdin().lock(), std::io::stdout(), std::io::stderr());
-    let mut admin =
-        Admin { db: &pool, secrets: keys.as_ref(), stdin: &mut stdin, out: &mut stdout, err: &mut stderr };
+    let mut admin = Admin {
+        db: &pool,
+        secrets: keys.as_ref(),
+        stripe: &stripe,
+        stdin: &mut stdin,
+        out: &mut stdout,
+        err: &mut stderr,
+    };
     run(&mut admin).await.map_err(|e| failed(Audience::Person, e.exit_code(), e))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -30,7 +30,8 @@ use crate::{
 pub struct Portal {
     pub lookups: Lookups,
     pub stripe: StripeClient,
-    pub rate_limiter: RateLimiter,
+    /// Shared with the checkout sync: its Stripe calls count in the same budgets.
+    pub rate_limiter: Arc<RateLimiter>,
     pub metrics: Arc<Metrics>,
     pub encryption_keys: Option<EncryptionKeys>,
     /// `RETURN_URL_ALLOWED_ORIGINS`, as `scheme://host[:port]`.

@@ -1,5 +1,6 @@
 //! The HTTP routes, and FastAPI-shaped answers for requests that match none of them.
 
+mod checkout_sync;
 mod extract;
 mod health;
 mod metrics;
@@ -52,6 +53,7 @@ fn router(max_in_flight: usize) -> Router<AppState> {
         .concurrency_limit(max_in_flight);
     Router::new()
         .route(portal::PATH, post(portal::create_session).layer(shed))
+        .route(checkout_sync::PATH, post(checkout_sync::sync))
         .route(webhooks::PATH, post(webhooks::receive).layer(DefaultBodyLimit::max(webhooks::MAX_BODY_BYTES)))
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))

@@ -138,7 +138,11 @@ pub fn reveal(
 }
 
 /// As `reveal`, for a value encrypted with `context` as associated data.
-pub fn reveal_in(keys: Option<&EncryptionKeys>, stored: String, context: &str) -> Result<String, SecretError> {
+pub fn reveal_in(
+    keys: Option<&EncryptionKeys>,
+    stored: String,
+    context: &str,
+) -> Result<String, SecretError> {
     if !is_encrypted(&stored) {
         return Ok(stored);
     }

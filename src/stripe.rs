@@ -11,9 +11,13 @@ use url::Url;
 
 use crate::config::StripeConfig;
 
+mod checkout;
 mod flow;
+mod webhook_endpoints;
 
+pub use checkout::CheckoutSession;
 pub use flow::{AfterCompletion, Flow, ReturnUrl, SubscriptionId};
+pub use webhook_endpoints::WebhookEndpoint;
 
 /// The API version every request pins, so Stripe's answers keep the shape we parse.
 pub const API_VERSION: &str = "2026-10-28.endive";

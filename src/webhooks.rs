@@ -200,7 +200,8 @@ struct EventData {
 
 /// What an event asks for: `Ignore` for other types, or an event without a user or customer.
 fn action<'a>(kind: &str, object: &'a Map<String, Value>) -> Action<'a> {
-    let customer_id = |field: &str| object.get(field).and_then(Value::as_str).filter(|id| id.starts_with("cus_"));
+    let customer_id =
+        |field: &str| object.get(field).and_then(Value::as_str).filter(|id| id.starts_with("cus_"));
     let metadata_user = || non_empty(object.get("metadata").and_then(|m| m.get("user_id")));
     let (user_id, customer_id) = match kind {
         "checkout.session.completed" => {
@@ -216,12 +217,6 @@ fn action<'a>(kind: &str, object: &'a Map<String, Value>) -> Action<'a> {
         (Some(user_id), Some(customer_id)) => Action::Link { user_id, customer_id },
         _ => Action::Ignore,
     }
-}
-
-/// A checkout session's user: `client_reference_id`, else `metadata.user_id`.
-pub fn session_user(object: &Map<String, Value>) -> Option<&str> {
-    non_empty(object.get("client_reference_id"))
-        .or_else(|| non_empty(object.get("metadata").and_then(|m| m.get("user_id"))))
 }
 
 fn non_empty(value: Option<&Value>) -> Option<&str> {
@@ -273,12 +268,14 @@ mod tests {
 
     #[test]
     fn a_completed_checkout_links_its_reference_else_its_metadata_user() {
-        let session = object(json!({"client_reference_id": "u1", "metadata": {"user_id": "u2"}, "customer": "cus_1"}));
+        let session =
+            object(json!({"client_reference_id": "u1", "metadata": {"user_id": "u2"}, "customer": "cus_1"}));
         assert!(matches!(
             action("checkout.session.completed", &session),
             Action::Link { user_id: "u1", customer_id: "cus_1" }
         ));
-        let session = object(json!({"client_reference_id": null, "metadata": {"user_id": "u2"}, "customer": "cus_1"}));
+        let session =
+            object(json!({"client_reference_id": null, "metadata": {"user_id": "u2"}, "customer": "cus_1"}));
         assert!(matches!(action("checkout.session.completed", &session), Action::Link { user_id: "u2", .. }));
     }
 

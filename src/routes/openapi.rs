@@ -28,7 +28,7 @@ use crate::{
             Every error body is JSON with a `detail` field, as FastAPI writes it.",
         license(name = "MIT", identifier = "MIT"),
     ),
-    paths(super::portal::create_session, super::webhooks::receive, super::health::live, super::health::ready),
+    paths(super::portal::create_session, super::checkout_sync::sync, super::webhooks::receive, super::health::live, super::health::ready),
     components(schemas(ErrorBody, ValidationErrorBody, ValidationIssue)),
     modifiers(&BearerScheme, &LocaleEnum),
     tags(

@@ -7,6 +7,7 @@ use sqlx::PgPool;
 
 use crate::{
     auth::Authenticator,
+    checkout_sync::CheckoutSync,
     config::{Config, ConfigError},
     lookup::Lookups,
     metrics::Metrics,
@@ -26,6 +27,7 @@ pub struct AppState {
     auth: Arc<Authenticator>,
     portal: Arc<Portal>,
     webhooks: Arc<Webhooks>,
+    checkout_sync: Arc<CheckoutSync>,
     metrics: Arc<Metrics>,
 }
 
@@ -44,6 +46,12 @@ impl FromRef<AppState> for Arc<Portal> {
 impl FromRef<AppState> for Arc<Webhooks> {
     fn from_ref(state: &AppState) -> Self {
         state.webhooks.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<CheckoutSync> {
+    fn from_ref(state: &AppState) -> Self {
+        state.checkout_sync.clone()
     }
 }
 
@@ -91,10 +99,13 @@ impl AppState {
             stripe_test: config.stripe_budget.test,
             stripe_live: config.stripe_budget.live,
         };
+        // One client and one limiter, so the portal and the sync share connections and quotas.
+        let stripe = StripeClient::new(&config.stripe)?;
+        let rate_limiter = Arc::new(RateLimiter::new(limits, config.redis.as_ref(), metrics.clone())?);
         let portal = Portal {
             lookups,
-            stripe: StripeClient::new(&config.stripe)?,
-            rate_limiter: RateLimiter::new(limits, config.redis.as_ref(), metrics.clone())?,
+            stripe: stripe.clone(),
+            rate_limiter: rate_limiter.clone(),
             metrics: metrics.clone(),
             encryption_keys: EncryptionKeys::new(&config.encryption_keys),
             allowed_origins: config.return_url_allowed_origins.clone(),
@@ -102,10 +113,18 @@ impl AppState {
         let webhooks =
             Webhooks { db: db.clone(), encryption_keys: EncryptionKeys::new(&config.encryption_keys) };
         webhooks::spawn_pruning(db.clone(), std::time::Duration::from_secs(3600));
+        let checkout_sync = CheckoutSync {
+            db: db.clone(),
+            stripe,
+            rate_limiter,
+            metrics: metrics.clone(),
+            encryption_keys: EncryptionKeys::new(&config.encryption_keys),
+        };
         Ok(Self {
             auth: Arc::new(Authenticator::new(&config.jwt)?),
             portal: Arc::new(portal),
             webhooks: Arc::new(webhooks),
+            checkout_sync: Arc::new(checkout_sync),
             metrics,
             config: Arc::new(config),
             db,

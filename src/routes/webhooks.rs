@@ -110,12 +110,14 @@ async fn deliver(
         .ok()
         .and_then(|Path(id)| id.parse::<Uuid>().ok())
         .ok_or(Refused::Webhook(WebhookError::NotConfigured))?;
-    let test_mode = test_mode(query.as_deref()).map_err(|issue| Refused::Request(ApiError::Validation(vec![issue])))?;
+    let test_mode =
+        test_mode(query.as_deref()).map_err(|issue| Refused::Request(ApiError::Validation(vec![issue])))?;
     let livemode = !test_mode;
     tracing::Span::current().record("livemode", livemode);
     let now = SystemTime::now();
     let secrets = webhooks.secrets_for(project_id, livemode, now).await.map_err(Refused::Webhook)?;
-    let signature = request.headers().get("stripe-signature").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let signature =
+        request.headers().get("stripe-signature").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let body = Bytes::from_request(request, &()).await.map_err(|rejection| {
         Refused::Request(if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::PayloadTooLarge

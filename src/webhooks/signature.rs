@@ -73,9 +73,9 @@ pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
-/// The header Stripe would send for `body` at `timestamp`: for tests, the bench and the
-/// README's curl example.
-pub fn header_for(secret: &str, timestamp: i64, body: &[u8]) -> String {
+/// The header Stripe would send for `body` at `timestamp`.
+#[cfg(test)]
+fn header_for(secret: &str, timestamp: i64, body: &[u8]) -> String {
     format!("t={timestamp},v1={}", hex::encode(sign(secret, timestamp, body)))
 }
 
@@ -98,7 +98,10 @@ pub fn verify(
     let matched = secrets.iter().any(|secret| {
         let expected = sign(secret, parsed.timestamp, body);
         // Every candidate is compared in full, so timing says nothing about which failed.
-        parsed.signatures.iter().fold(false, |found, candidate| found | bool::from(candidate.ct_eq(&expected)))
+        parsed
+            .signatures
+            .iter()
+            .fold(false, |found, candidate| found | bool::from(candidate.ct_eq(&expected)))
     });
     if matched { Ok(()) } else { Err(SignatureError::NoMatch) }
 }
@@ -128,7 +131,10 @@ mod tests {
         let header = format!("t=1700000000,v0={good},v1={},v1={good}", "ab".repeat(32));
         assert_eq!(verify(Some(&header), BODY, &[SECRET], at(1_700_000_000)), Ok(()));
         let v0_only = format!("t=1700000000,v0={good}");
-        assert_eq!(verify(Some(&v0_only), BODY, &[SECRET], at(1_700_000_000)), Err(SignatureError::Malformed));
+        assert_eq!(
+            verify(Some(&v0_only), BODY, &[SECRET], at(1_700_000_000)),
+            Err(SignatureError::Malformed)
+        );
     }
 
     #[test]
