@@ -31,7 +31,7 @@ use crate::{
 const SESSION_ID_PATTERN: &str = "^cs_[A-Za-z0-9_]+$";
 const SESSION_ID_MAX_CHARS: usize = 255;
 
-/// The route's JSON body: its OpenAPI schema, and its 422s as Pydantic words them.
+/// The checkout sync's body: the session the user came back from.
 #[derive(Debug, ToSchema)]
 #[schema(as = CheckoutSyncBody)]
 pub struct CheckoutSyncRequest {

@@ -73,12 +73,6 @@ pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
-/// The header Stripe would send for `body` at `timestamp`.
-#[cfg(test)]
-fn header_for(secret: &str, timestamp: i64, body: &[u8]) -> String {
-    format!("t={timestamp},v1={}", hex::encode(sign(secret, timestamp, body)))
-}
-
 /// Checks `header` against `body` with any of `secrets` (the current one and, during a
 /// roll, the previous one), at `now`.
 pub fn verify(
@@ -113,6 +107,11 @@ mod tests {
     use super::*;
 
     const SECRET: &str = "whsec_test_secret_0123456789";
+
+    /// The header Stripe would send for `body` at `timestamp`.
+    fn header_for(secret: &str, timestamp: i64, body: &[u8]) -> String {
+        format!("t={timestamp},v1={}", hex::encode(sign(secret, timestamp, body)))
+    }
     const BODY: &[u8] = br#"{"id":"evt_1","object":"event"}"#;
 
     fn at(secs: u64) -> SystemTime {
