@@ -5,7 +5,7 @@ use secrecy::SecretString;
 use url::Url;
 use uuid::Uuid;
 
-use super::{Admin, AdminError, Result, mask, mode, no_such_project};
+use super::{Admin, AdminError, Result, mode, no_such_project};
 use crate::{
     cli::WebhookSecretArgs,
     db::{projects, webhook_secrets},
@@ -73,11 +73,11 @@ impl Admin<'_> {
 
     fn describe_webhook_secret(&self, stored: String, project: Uuid, livemode: bool) -> String {
         if !secrets::is_encrypted(&stored) {
-            return format!("{} (plaintext)", mask(&stored));
+            return format!("{} (plaintext)", mask_secret(&stored));
         }
         let key_id = stored.split(':').nth(2).unwrap_or("?").to_owned();
         match secrets::reveal_in(self.secrets, stored, &webhook_context(project, livemode)) {
-            Ok(secret) => format!("{} (encrypted with key {key_id})", mask(&secret)),
+            Ok(secret) => format!("{} (encrypted with key {key_id})", mask_secret(&secret)),
             Err(e) => format!("encrypted with key {key_id}; cannot decrypt: {e}"),
         }
     }
@@ -166,7 +166,7 @@ impl Admin<'_> {
                 let mut tx = self.db.begin().await?;
                 Self::apply_webhook_secrets(&mut tx, project, vec![(livemode, Some(sealed))]).await?;
                 tx.commit().await?;
-                format!("{} stored", mask(&secret))
+                format!("{} stored", mask_secret(&secret))
             }
             None => "unchanged (Stripe shows an endpoint's secret only when it creates it)".to_owned(),
         };
@@ -176,6 +176,12 @@ impl Admin<'_> {
         writeln!(self.out, "{:<8} {secret_line}", "secret")?;
         Ok(())
     }
+}
+
+/// `whsec_…wxyz`: enough to tell secrets apart, not enough to use one.
+fn mask_secret(secret: &str) -> String {
+    let tail: String = secret.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
+    format!("whsec_…{tail}")
 }
 
 /// The route's URL under `public_url`, exactly as Stripe will call it.

@@ -28,4 +28,5 @@ mod secrets;
 mod shared_limits;
 mod stripe_failures;
 mod validation;
+mod webhook_setup;
 mod webhooks;
