@@ -16,6 +16,9 @@ speed IDLE RUN                       summary of two probe outputs: the run's med
                                      slowest samples against the idle median
 splice FILE PART                     put PART's text between FILE's two markers, keeping
                                      the hand-written analysis around them
+webhooks SECRET COUNT PROJECT        print COUNT signed checkout.session.completed events
+                                     for distinct new users of PROJECT, one a line:
+                                     the Stripe-Signature header, a tab, the raw body
 syscalls SVC N PROXY M               two `strace -c` summaries (the service's over N
                                      requests, the proxy's over M) as one table of
                                      system calls per request
@@ -29,6 +32,31 @@ import pathlib
 import random
 import sys
 import time
+
+
+def webhooks(secret: str, count: int, project: int) -> None:
+    """Signed as Stripe signs: HMAC-SHA256 over "{t}.{body}" with the whole whsec_ secret."""
+    now = int(time.time())
+    out = sys.stdout
+    for n in range(count):
+        event = {
+            "id": f"evt_bench_{now}_{n}",
+            "object": "event",
+            "type": "checkout.session.completed",
+            "created": now - 1,
+            "livemode": False,
+            "data": {"object": {
+                "id": f"cs_test_bench_{n}",
+                "object": "checkout.session",
+                "client_reference_id": f"wh-user-{now}-{n}",
+                "customer": f"cus_wh_{now}_{n}",
+                "status": "complete",
+                "metadata": {},
+            }},
+        }
+        body = json.dumps(event, separators=(",", ":"))
+        signature = hmac.new(secret.encode(), f"{now}.{body}".encode(), hashlib.sha256).hexdigest()
+        out.write(f"t={now},v1={signature}\t{body}\n")
 
 
 def b64(data: bytes) -> str:
@@ -200,6 +228,8 @@ if __name__ == "__main__":
         speed(*args)
     elif command == "splice" and len(args) == 2:
         splice(*args)
+    elif command == "webhooks" and len(args) == 3:
+        webhooks(args[0], int(args[1]), int(args[2]))
     elif command == "syscalls" and len(args) == 4:
         syscalls(*args)
     else:
