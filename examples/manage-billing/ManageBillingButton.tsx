@@ -1,8 +1,11 @@
 // The "Manage billing" button for React apps: asks customer-portal for a Stripe
-// billing-portal session and sends the user there, or shows why not.
+// billing-portal session and sends the user there, or shows why not. Back from Stripe
+// Checkout (the page has ?session_id=), it first links the user to the session's
+// customer, in case the webhook is still on its way.
 import { useEffect, useState } from "react";
 
 const PORTAL_ROUTE = "/api/v1/payments/stripe/customer-portal";
+const CHECKOUT_SYNC_ROUTE = "/api/v1/payments/stripe/checkout-sync";
 
 export interface ManageBillingButtonProps {
   /** Where customer-portal is served, e.g. "https://billing-api.example.com". */
@@ -33,6 +36,29 @@ export function ManageBillingButton({ apiBase, getToken, testMode = true, return
     return () => window.removeEventListener("pageshow", onPageShow);
   }, []);
 
+  // Back from Checkout: link the session's customer before the first click can need it,
+  // then drop ?session_id= so it does not become the return_url.
+  useEffect(() => {
+    const params = new URLSearchParams(window.location.search);
+    const sessionId = params.get("session_id");
+    if (!sessionId) return;
+    setBusy(true);
+    (async () => {
+      try {
+        await syncCheckoutSession(apiBase, await getToken(), testMode, sessionId);
+        params.delete("session_id");
+        const query = params.toString();
+        window.history.replaceState(null, "", `${window.location.pathname}${query ? `?${query}` : ""}`);
+      } catch (e) {
+        setError(e instanceof Error ? e.message : "Something went wrong. Please try again.");
+      } finally {
+        setBusy(false);
+      }
+    })();
+    // Once per page load: the session is in the address only then.
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, []);
+
   async function openPortal() {
     setBusy(true);
     setError(null);
@@ -55,6 +81,44 @@ export function ManageBillingButton({ apiBase, getToken, testMode = true, return
       {error && <p role="alert">{error}</p>}
     </>
   );
+}
+
+/** Links the user to the customer of their Checkout Session; rejects as createPortalSession. */
+export async function syncCheckoutSession(
+  apiBase: string,
+  token: string,
+  testMode: boolean,
+  sessionId: string,
+): Promise<void> {
+  const url = new URL(CHECKOUT_SYNC_ROUTE, apiBase);
+  url.searchParams.set("test_mode", String(testMode));
+  let response: Response;
+  try {
+    response = await fetch(url, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+      body: JSON.stringify({ session_id: sessionId }),
+    });
+  } catch {
+    throw new Error("Could not reach the billing service. Please try again.");
+  }
+  const body: (ErrorBody & { linked?: unknown }) | null = await response.json().catch(() => null);
+  if (!response.ok || body?.linked !== true) {
+    throw new Error(errorMessage(response, body));
+  }
+}
+
+/** The answer's `detail`, fit for the user, or why there was none. */
+function errorMessage(response: Response, body: ErrorBody | null): string {
+  const detail = body?.detail;
+  const message =
+    typeof detail === "string"
+      ? detail
+      : Array.isArray(detail)
+        ? detail.map((e) => e.msg).join("; ")
+        : `The billing service answered ${response.status}. Please try again later.`;
+  const retryAfter = response.headers.get("Retry-After");
+  return retryAfter ? `${message} (try again in ${retryAfter} s)` : message;
 }
 
 /** Resolves to the portal URL; rejects with an Error whose message is fit for the user. */
@@ -81,13 +145,5 @@ export async function createPortalSession(
   if (response.ok && typeof body?.portal_url === "string") {
     return body.portal_url;
   }
-  const detail = body?.detail;
-  const message =
-    typeof detail === "string"
-      ? detail
-      : Array.isArray(detail)
-        ? detail.map((e) => e.msg).join("; ")
-        : `The billing service answered ${response.status}. Please try again later.`;
-  const retryAfter = response.headers.get("Retry-After");
-  throw new Error(retryAfter ? `${message} (try again in ${retryAfter} s)` : message);
+  throw new Error(errorMessage(response, body));
 }

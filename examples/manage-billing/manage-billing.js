@@ -1,7 +1,10 @@
 // The "Manage billing" button: asks customer-portal for a Stripe billing-portal session
-// and sends the user there. Plain ES module, no build step.
+// and sends the user there. Back from Stripe Checkout (the page has ?session_id=), it
+// first links the user to the session's customer, in case the webhook is still on its
+// way. Plain ES module, no build step.
 
 const PORTAL_ROUTE = "/api/v1/payments/stripe/customer-portal";
+const CHECKOUT_SYNC_ROUTE = "/api/v1/payments/stripe/checkout-sync";
 
 /** An answer the user should read: the service's `detail`, or why there was none. */
 export class BillingPortalError extends Error {
@@ -35,6 +38,29 @@ export async function createPortalSession({ apiBase, token, testMode = true, ret
     return body.portal_url;
   }
   throw new BillingPortalError(describe(response, body), response.status);
+}
+
+/**
+ * Links the user to the customer of the Checkout Session they came back from.
+ * Rejects with a BillingPortalError, as createPortalSession does.
+ */
+export async function syncCheckoutSession({ apiBase, token, sessionId, testMode = true }) {
+  const url = new URL(CHECKOUT_SYNC_ROUTE, apiBase);
+  url.searchParams.set("test_mode", String(testMode));
+  let response;
+  try {
+    response = await fetch(url, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+      body: JSON.stringify({ session_id: sessionId }),
+    });
+  } catch {
+    throw new BillingPortalError("Could not reach the billing service. Please try again.", 0);
+  }
+  const body = await response.json().catch(() => null);
+  if (!response.ok || body?.linked !== true) {
+    throw new BillingPortalError(describe(response, body), response.status);
+  }
 }
 
 // FastAPI's `detail` is a string, or for a 422 a list of {msg}; a proxy in between may
@@ -71,6 +97,7 @@ export function mountManageBillingButton(button, status, { apiBase, getToken, te
     button.textContent = "Opening billing portal…";
     status.hidden = true;
     try {
+      await checkout;
       const token = await getToken();
       window.location.assign(await createPortalSession({ apiBase, token, testMode }));
       // Stay busy: the page is being replaced.
@@ -84,5 +111,22 @@ export function mountManageBillingButton(button, status, { apiBase, getToken, te
   window.addEventListener("pageshow", (event) => {
     if (event.persisted) idle();
   });
-  idle();
+  // Back from Checkout: link the session's customer before the first click can need it.
+  const checkout = syncFromAddress({ apiBase, getToken, testMode }).catch((error) => {
+    status.textContent = error instanceof BillingPortalError ? error.message : "Something went wrong. Please try again.";
+    status.hidden = false;
+  });
+  button.textContent = "Finishing your checkout…";
+  checkout.finally(idle);
+}
+
+/** Syncs the address's ?session_id=, if any, then drops it so it is not the return_url. */
+async function syncFromAddress({ apiBase, getToken, testMode }) {
+  const params = new URLSearchParams(window.location.search);
+  const sessionId = params.get("session_id");
+  if (!sessionId) return;
+  await syncCheckoutSession({ apiBase, token: await getToken(), sessionId, testMode });
+  params.delete("session_id");
+  const query = params.toString();
+  window.history.replaceState(null, "", `${window.location.pathname}${query ? `?${query}` : ""}`);
 }
