@@ -83,3 +83,82 @@ pub async fn prune(db: impl PgExecutor<'_>, days: i32, limit: i64) -> sqlx::Resu
     .await?;
     Ok(u64::try_from(pruned).unwrap_or_default())
 }
+
+#[cfg(test)]
+mod tests {
+    use sqlx::PgPool;
+
+    use super::*;
+
+    async fn project(db: &PgPool) -> Uuid {
+        let id = Uuid::new_v4();
+        sqlx::query("INSERT INTO projects (id) VALUES ($1)").bind(id).execute(db).await.expect("project");
+        id
+    }
+
+    async fn event(db: &PgPool, project: Uuid, id: &str, age_days: i32) {
+        sqlx::query(
+            "INSERT INTO stripe_webhook_events (project_id, livemode, event_id, event_type, created, outcome, received_at)
+             VALUES ($1, false, $2, 'customer.updated', now(), 'applied', now() - make_interval(days => $3))",
+        )
+        .bind(project)
+        .bind(id)
+        .bind(age_days)
+        .execute(db)
+        .await
+        .expect("event");
+    }
+
+    #[sqlx::test(migrator = "crate::db::MIGRATOR")]
+    async fn pruning_removes_only_records_past_the_retention(db: PgPool) {
+        let project = project(&db).await;
+        event(&db, project, "evt_old", 31).await;
+        event(&db, project, "evt_new", 2).await;
+        assert_eq!(prune(&db, 30, 1_000).await.expect("pruned"), 1);
+        let left: Vec<String> =
+            sqlx::query_scalar("SELECT event_id FROM stripe_webhook_events").fetch_all(&db).await.expect("rows");
+        assert_eq!(left, ["evt_new"]);
+    }
+
+    #[sqlx::test(migrator = "crate::db::MIGRATOR")]
+    async fn pruning_works_in_batches_of_the_limit(db: PgPool) {
+        let project = project(&db).await;
+        for n in 0..5 {
+            event(&db, project, &format!("evt_{n}"), 40).await;
+        }
+        assert_eq!(prune(&db, 30, 2).await.expect("pruned"), 2);
+        assert_eq!(prune(&db, 30, 10).await.expect("pruned"), 3);
+    }
+
+    #[sqlx::test(migrator = "crate::db::MIGRATOR")]
+    async fn a_row_naming_only_the_contracts_columns_still_inserts_and_counts_as_changed_now(db: PgPool) {
+        let project = project(&db).await;
+        sqlx::query(
+            "INSERT INTO stripe_customers (project_id, user_id, livemode, stripe_customer_id)
+             VALUES ($1, 'u1', false, 'cus_1')",
+        )
+        .bind(project)
+        .execute(&db)
+        .await
+        .expect("a contract-only row inserts");
+        let older = Change {
+            project_id: project,
+            livemode: false,
+            event_id: Some("evt_1"),
+            event_type: Some("customer.updated"),
+            created: 1_000,
+            action: Action::Link { user_id: "u1", customer_id: "cus_2" },
+        };
+        assert_eq!(apply_change(&db, &older).await.expect("applied"), "stale");
+        sqlx::query("UPDATE stripe_customers SET stripe_customer_id = 'cus_3', changed_at = to_timestamp(0)")
+            .execute(&db)
+            .await
+            .expect("updated");
+        sqlx::query("UPDATE stripe_customers SET stripe_customer_id = 'cus_4'").execute(&db).await.expect("updated");
+        let changed: bool = sqlx::query_scalar("SELECT changed_at > now() - interval '1 minute' FROM stripe_customers")
+            .fetch_one(&db)
+            .await
+            .expect("row");
+        assert!(changed, "an update that does not set changed_at counts as a change now");
+    }
+}

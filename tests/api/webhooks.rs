@@ -469,6 +469,16 @@ async fn a_body_over_one_mebibyte_is_refused_with_413(db: PgPool) {
 }
 
 #[sqlx::test(migrator = "customer_portal::db::MIGRATOR")]
+async fn an_event_far_larger_than_the_portals_body_limit_is_received(db: PgPool) {
+    let app = TestApp::spawn(db.clone()).await;
+    let project = project_with_webhooks(&db).await;
+    let mut event = completed("evt_1", now(), "user_1", "cus_A1234567");
+    event["data"]["object"]["line_items"] = json!("x".repeat(200 * 1024));
+    assert_received(send(&app, project, &event).await).await;
+    assert_eq!(link_of(&db, project, "user_1").await.as_deref(), Some("cus_A1234567"));
+}
+
+#[sqlx::test(migrator = "customer_portal::db::MIGRATOR")]
 async fn a_repeated_event_is_applied_once(db: PgPool) {
     let app = TestApp::spawn(db.clone()).await;
     let project = project_with_webhooks(&db).await;
