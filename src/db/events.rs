@@ -115,8 +115,10 @@ mod tests {
         event(&db, project, "evt_old", 31).await;
         event(&db, project, "evt_new", 2).await;
         assert_eq!(prune(&db, 30, 1_000).await.expect("pruned"), 1);
-        let left: Vec<String> =
-            sqlx::query_scalar("SELECT event_id FROM stripe_webhook_events").fetch_all(&db).await.expect("rows");
+        let left: Vec<String> = sqlx::query_scalar("SELECT event_id FROM stripe_webhook_events")
+            .fetch_all(&db)
+            .await
+            .expect("rows");
         assert_eq!(left, ["evt_new"]);
     }
 
@@ -154,11 +156,15 @@ mod tests {
             .execute(&db)
             .await
             .expect("updated");
-        sqlx::query("UPDATE stripe_customers SET stripe_customer_id = 'cus_4'").execute(&db).await.expect("updated");
-        let changed: bool = sqlx::query_scalar("SELECT changed_at > now() - interval '1 minute' FROM stripe_customers")
-            .fetch_one(&db)
+        sqlx::query("UPDATE stripe_customers SET stripe_customer_id = 'cus_4'")
+            .execute(&db)
             .await
-            .expect("row");
+            .expect("updated");
+        let changed: bool =
+            sqlx::query_scalar("SELECT changed_at > now() - interval '1 minute' FROM stripe_customers")
+                .fetch_one(&db)
+                .await
+                .expect("row");
         assert!(changed, "an update that does not set changed_at counts as a change now");
     }
 }
