@@ -1,15 +1,17 @@
 //! What handlers take from a request: the signed-in [`EndUser`], and the `test_mode`
-//! query with a JSON body, validated as FastAPI with Pydantic v2 would validate them.
+//! query with a JSON body, validated as FastAPI with Pydantic v2 would validate them; and
+//! a Stripe webhook delivery, whose body is read only once its secret is known.
 //! Handlers never read headers or bytes themselves.
 
 use std::sync::Arc;
 
 use axum::{
     body::Bytes,
-    extract::{FromRef, FromRequest, FromRequestParts, Request},
+    extract::{FromRef, FromRequest, FromRequestParts, Path, Request},
     http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts},
 };
 use serde_json::{Value, json};
+use uuid::Uuid;
 
 use crate::{
     auth::{AuthError, Authenticator, EndUser},
@@ -86,8 +88,49 @@ impl<S: Send + Sync, T: FromJson> FromRequest<S> for ModeAndBody<T> {
     }
 }
 
+/// A Stripe webhook delivery. Nothing here refuses it: the handler answers in the order
+/// the route documents, and reads the body (up to the route's limit) only after the
+/// project's secret is known.
+pub struct StripeDelivery {
+    /// `None` when the path's project is not a UUID.
+    pub project_id: Option<Uuid>,
+    pub test_mode: Result<bool, ValidationIssue>,
+    /// The `Stripe-Signature` header, when there is one in ASCII.
+    pub signature: Option<String>,
+    request: Request,
+}
+
+impl StripeDelivery {
+    /// The raw body, exactly as sent: the signature covers these bytes.
+    pub async fn body(self) -> Result<Bytes, ApiError> {
+        Bytes::from_request(self.request, &()).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::BodyUnreadable
+            }
+        })
+    }
+}
+
+impl<S: Send + Sync> FromRequest<S> for StripeDelivery {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = req.into_parts();
+        let project_id = Path::<String>::from_request_parts(&mut parts, state)
+            .await
+            .ok()
+            .and_then(|Path(id)| id.parse().ok());
+        let test_mode = test_mode(parts.uri.query());
+        let signature =
+            parts.headers.get("stripe-signature").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        Ok(Self { project_id, test_mode, signature, request: Request::from_parts(parts, body) })
+    }
+}
+
 /// `test_mode`, defaulting to true; repeated, the last one counts, as in FastAPI.
-pub(super) fn test_mode(query: Option<&str>) -> Result<bool, ValidationIssue> {
+fn test_mode(query: Option<&str>) -> Result<bool, ValidationIssue> {
     let raw = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
         .filter(|(name, _)| name == "test_mode")
         .last()

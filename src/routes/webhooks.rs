@@ -5,19 +5,16 @@ use std::{sync::Arc, time::SystemTime};
 
 use axum::{
     Json,
-    body::Bytes,
-    extract::{FromRequest, Path, RawQuery, Request, State, rejection::PathRejection},
-    http::StatusCode,
+    extract::State,
     response::{IntoResponse, Response},
 };
 use serde::Serialize;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use crate::{
     error::{ApiError, ErrorBody, ValidationErrorBody},
     metrics::Metrics,
-    routes::extract::test_mode,
+    routes::extract::StripeDelivery,
     webhooks::{Received, WebhookError, Webhooks, type_label},
 };
 
@@ -70,12 +67,10 @@ pub struct WebhookReceived {
 pub async fn receive(
     State(webhooks): State<Arc<Webhooks>>,
     State(metrics): State<Arc<Metrics>>,
-    project: Result<Path<String>, PathRejection>,
-    RawQuery(query): RawQuery,
-    request: Request,
+    delivery: StripeDelivery,
 ) -> Result<Response, ApiError> {
     let span = tracing::Span::current();
-    let result = deliver(&webhooks, project, query, request).await;
+    let result = deliver(&webhooks, delivery).await;
     let (kind, outcome) = match &result {
         Ok(received) => {
             span.record("stripe_event", received.event_id.as_str());
@@ -100,31 +95,18 @@ enum Refused {
     Request(ApiError),
 }
 
-async fn deliver(
-    webhooks: &Webhooks,
-    project: Result<Path<String>, PathRejection>,
-    query: Option<String>,
-    request: Request,
-) -> Result<Received, Refused> {
-    let project_id = project
-        .ok()
-        .and_then(|Path(id)| id.parse::<Uuid>().ok())
-        .ok_or(Refused::Webhook(WebhookError::NotConfigured))?;
+/// The checks in the documented order: project, query, secret, then the body (so an
+/// unknown project's body is never read) and what the use case makes of it.
+async fn deliver(webhooks: &Webhooks, delivery: StripeDelivery) -> Result<Received, Refused> {
+    let project_id = delivery.project_id.ok_or(Refused::Webhook(WebhookError::NotConfigured))?;
     let test_mode =
-        test_mode(query.as_deref()).map_err(|issue| Refused::Request(ApiError::Validation(vec![issue])))?;
+        delivery.test_mode.clone().map_err(|issue| Refused::Request(ApiError::Validation(vec![issue])))?;
     let livemode = !test_mode;
     tracing::Span::current().record("livemode", livemode);
     let now = SystemTime::now();
     let secrets = webhooks.secrets_for(project_id, livemode, now).await.map_err(Refused::Webhook)?;
-    let signature =
-        request.headers().get("stripe-signature").and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let body = Bytes::from_request(request, &()).await.map_err(|rejection| {
-        Refused::Request(if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::PayloadTooLarge
-        } else {
-            ApiError::BodyUnreadable
-        })
-    })?;
+    let signature = delivery.signature.clone();
+    let body = delivery.body().await.map_err(Refused::Request)?;
     webhooks
         .receive(&secrets, project_id, livemode, signature.as_deref(), &body, now)
         .await
