@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::{
@@ -115,54 +115,22 @@ pub struct Received {
     pub outcome: Outcome,
 }
 
-/// The verification secrets of one project and mode, decrypted.
-pub struct Secrets(Vec<String>);
-
-impl std::fmt::Debug for Secrets {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Secrets({} redacted)", self.0.len())
-    }
-}
-
 impl Webhooks {
-    /// The secrets deliveries for `project_id` in this mode may be signed with at `now`:
-    /// the current one and, for 24 hours after a change, the one before. Known before the
-    /// body is read, since the URL names the project and the mode.
-    pub async fn secrets_for(
-        &self,
-        project_id: Uuid,
-        livemode: bool,
-        now: SystemTime,
-    ) -> Result<Secrets, WebhookError> {
-        let stored = webhook_secrets::find(&self.db, project_id, livemode, unix_seconds(now) as f64)
-            .await?
-            .ok_or(WebhookError::NotConfigured)?;
-        let Some(current) = stored.current.filter(|s| !s.is_empty()) else {
-            return Err(WebhookError::NotConfigured);
-        };
-        let context = secrets::webhook_context(project_id, livemode);
-        let reveal = |stored: String| {
-            secrets::reveal_in(self.encryption_keys.as_ref(), stored, &context)
-                .map_err(|error| WebhookError::StoredSecret { project: project_id, error })
-        };
-        let mut all = vec![reveal(current)?];
-        if let Some(previous) = stored.previous.filter(|s| !s.is_empty()) {
-            all.push(reveal(previous)?);
-        }
-        Ok(Secrets(all))
-    }
-
-    /// Verifies `body` against `signature` at `now`, then applies the event it holds.
+    /// Verifies one delivery and applies the event it holds, on one database connection
+    /// (one pool checkout, so two statements cost no more round trips than needed): the
+    /// project's secrets for the mode at `now`, the signature over the raw `body`, then
+    /// the event, recorded and applied in one statement.
     pub async fn receive(
         &self,
-        secrets: &Secrets,
         project_id: Uuid,
         livemode: bool,
         signature: Option<&str>,
         body: &[u8],
         now: SystemTime,
     ) -> Result<Received, WebhookError> {
-        let candidates: Vec<&str> = secrets.0.iter().map(String::as_str).collect();
+        let mut db = self.db.acquire().await?;
+        let secrets = self.secrets_for(&mut db, project_id, livemode, now).await?;
+        let candidates: Vec<&str> = secrets.iter().map(String::as_str).collect();
         signature::verify(signature, body, &candidates, now)?;
         let event: Event =
             serde_json::from_slice(body).map_err(|e| WebhookError::InvalidPayload(e.to_string()))?;
@@ -177,8 +145,35 @@ impl Webhooks {
             created: event.created,
             action: action(&event.kind, &event.data.object),
         };
-        let outcome = Outcome::parse(&events::apply_change(&self.db, &change).await?);
+        let outcome = Outcome::parse(&events::apply_change(&mut *db, &change).await?);
         Ok(Received { event_id: event.id, event_type: event.kind, outcome })
+    }
+
+    /// The secrets deliveries for `project_id` in this mode may be signed with at `now`:
+    /// the current one and, for 24 hours after a change, the one before.
+    async fn secrets_for(
+        &self,
+        db: &mut PgConnection,
+        project_id: Uuid,
+        livemode: bool,
+        now: SystemTime,
+    ) -> Result<Vec<String>, WebhookError> {
+        let stored = webhook_secrets::find(&mut *db, project_id, livemode, unix_seconds(now) as f64)
+            .await?
+            .ok_or(WebhookError::NotConfigured)?;
+        let Some(current) = stored.current.filter(|s| !s.is_empty()) else {
+            return Err(WebhookError::NotConfigured);
+        };
+        let context = secrets::webhook_context(project_id, livemode);
+        let reveal = |stored: String| {
+            secrets::reveal_in(self.encryption_keys.as_ref(), stored, &context)
+                .map_err(|error| WebhookError::StoredSecret { project: project_id, error })
+        };
+        let mut all = vec![reveal(current)?];
+        if let Some(previous) = stored.previous.filter(|s| !s.is_empty()) {
+            all.push(reveal(previous)?);
+        }
+        Ok(all)
     }
 }
 

@@ -1,6 +1,6 @@
 //! What handlers take from a request: the signed-in [`EndUser`], and the `test_mode`
 //! query with a JSON body, validated as FastAPI with Pydantic v2 would validate them; and
-//! a Stripe webhook delivery, whose body is read only once its secret is known.
+//! a Stripe webhook delivery, whose raw body is read only when the handler asks.
 //! Handlers never read headers or bytes themselves.
 
 use std::sync::Arc;
@@ -89,8 +89,7 @@ impl<S: Send + Sync, T: FromJson> FromRequest<S> for ModeAndBody<T> {
 }
 
 /// A Stripe webhook delivery. Nothing here refuses it: the handler answers in the order
-/// the route documents, and reads the body (up to the route's limit) only after the
-/// project's secret is known.
+/// the route documents, and reads the body (up to the route's limit) when it gets there.
 pub struct StripeDelivery {
     /// `None` when the path's project is not a UUID.
     pub project_id: Option<Uuid>,
