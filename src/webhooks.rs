@@ -6,11 +6,15 @@
 
 pub mod signature;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::{
@@ -31,10 +35,17 @@ pub const EVENT_TYPES: [&str; 4] =
 /// Event records and tombstones are kept this long (Stripe retries for three days).
 pub const RETENTION_DAYS: i32 = 30;
 
+/// How long a project's secrets, once read, are used without reading them again. A
+/// delivery that none of them verifies reads them again at once, so a new secret works
+/// immediately; a cleared one is still accepted for at most this long.
+const SECRETS_TTL: Duration = Duration::from_secs(2);
+
 /// What receiving events needs; built once at start-up.
 pub struct Webhooks {
-    pub db: PgPool,
-    pub encryption_keys: Option<EncryptionKeys>,
+    db: PgPool,
+    encryption_keys: Option<EncryptionKeys>,
+    /// Decrypted secrets by (project, livemode), with when they were read.
+    secrets: Mutex<HashMap<(Uuid, bool), (Instant, Arc<Vec<String>>)>>,
 }
 
 /// Why a delivery was not applied. Every variant but `StoredSecret` and `Database` is
@@ -116,10 +127,13 @@ pub struct Received {
 }
 
 impl Webhooks {
-    /// Verifies one delivery and applies the event it holds, on one database connection
-    /// (one pool checkout, so two statements cost no more round trips than needed): the
-    /// project's secrets for the mode at `now`, the signature over the raw `body`, then
-    /// the event, recorded and applied in one statement.
+    pub fn new(db: PgPool, encryption_keys: Option<EncryptionKeys>) -> Self {
+        Self { db, encryption_keys, secrets: Mutex::default() }
+    }
+
+    /// Verifies one delivery and applies the event it holds: the project's secrets for
+    /// the mode at `now` (read at most every `SECRETS_TTL`), the signature over the raw
+    /// `body`, then the event, recorded and applied in one statement.
     pub async fn receive(
         &self,
         project_id: Uuid,
@@ -128,10 +142,17 @@ impl Webhooks {
         body: &[u8],
         now: SystemTime,
     ) -> Result<Received, WebhookError> {
-        let mut db = self.db.acquire().await?;
-        let secrets = self.secrets_for(&mut db, project_id, livemode, now).await?;
-        let candidates: Vec<&str> = secrets.iter().map(String::as_str).collect();
-        signature::verify(signature, body, &candidates, now)?;
+        let key = (project_id, livemode);
+        let cached = self.cached_secrets(key);
+        let verified = cached.as_ref().map(|secrets| verify(signature, body, secrets, now));
+        if !matches!(verified, Some(Ok(()))) {
+            let fresh = self.secrets_for(project_id, livemode, now).await?;
+            self.secrets
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(key, (Instant::now(), fresh.clone()));
+            verify(signature, body, &fresh, now)?;
+        }
         let event: Event =
             serde_json::from_slice(body).map_err(|e| WebhookError::InvalidPayload(e.to_string()))?;
         if event.livemode.is_some_and(|live| live != livemode) {
@@ -145,20 +166,24 @@ impl Webhooks {
             created: event.created,
             action: action(&event.kind, &event.data.object),
         };
-        let outcome = Outcome::parse(&events::apply_change(&mut *db, &change).await?);
+        let outcome = Outcome::parse(&events::apply_change(&self.db, &change).await?);
         Ok(Received { event_id: event.id, event_type: event.kind, outcome })
+    }
+
+    fn cached_secrets(&self, key: (Uuid, bool)) -> Option<Arc<Vec<String>>> {
+        let cache = self.secrets.lock().unwrap_or_else(|e| e.into_inner());
+        cache.get(&key).filter(|(read, _)| read.elapsed() < SECRETS_TTL).map(|(_, secrets)| secrets.clone())
     }
 
     /// The secrets deliveries for `project_id` in this mode may be signed with at `now`:
     /// the current one and, for 24 hours after a change, the one before.
     async fn secrets_for(
         &self,
-        db: &mut PgConnection,
         project_id: Uuid,
         livemode: bool,
         now: SystemTime,
-    ) -> Result<Vec<String>, WebhookError> {
-        let stored = webhook_secrets::find(&mut *db, project_id, livemode, unix_seconds(now) as f64)
+    ) -> Result<Arc<Vec<String>>, WebhookError> {
+        let stored = webhook_secrets::find(&self.db, project_id, livemode, unix_seconds(now) as f64)
             .await?
             .ok_or(WebhookError::NotConfigured)?;
         let Some(current) = stored.current.filter(|s| !s.is_empty()) else {
@@ -173,8 +198,18 @@ impl Webhooks {
         if let Some(previous) = stored.previous.filter(|s| !s.is_empty()) {
             all.push(reveal(previous)?);
         }
-        Ok(all)
+        Ok(Arc::new(all))
     }
+}
+
+fn verify(
+    signature: Option<&str>,
+    body: &[u8],
+    secrets: &[String],
+    now: SystemTime,
+) -> Result<(), SignatureError> {
+    let candidates: Vec<&str> = secrets.iter().map(String::as_str).collect();
+    signature::verify(signature, body, &candidates, now)
 }
 
 /// The fields of an event the service reads; anything else in the payload is ignored.

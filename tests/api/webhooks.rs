@@ -375,6 +375,23 @@ async fn the_previous_secret_is_refused_24_hours_after_a_change(db: PgPool) {
 }
 
 #[sqlx::test(migrator = "customer_portal::db::MIGRATOR")]
+async fn a_new_secret_works_at_once_while_the_old_one_is_still_remembered(db: PgPool) {
+    let app = TestApp::spawn(db.clone()).await;
+    let project = project_with_webhooks(&db).await;
+    assert_received(send(&app, project, &completed("evt_1", now(), "user_1", "cus_A1234567")).await).await;
+    let new_secret = "whsec_test_rolled_0123456789abcdefgh";
+    sqlx::query("UPDATE projects SET stripe_test_webhook_secret = $2 WHERE id = $1")
+        .bind(project)
+        .bind(new_secret)
+        .execute(&db)
+        .await
+        .expect("rolled");
+    let body = serde_json::to_vec(&completed("evt_2", now(), "user_2", "cus_B1234567")).expect("json");
+    let header = signature_header(new_secret, now(), &body);
+    assert_received(deliver(&app, project, "", body, Some(header)).await).await;
+}
+
+#[sqlx::test(migrator = "customer_portal::db::MIGRATOR")]
 async fn a_live_event_sent_to_the_test_mode_url_is_refused(db: PgPool) {
     let app = TestApp::spawn(db.clone()).await;
     let project = project_with_webhooks(&db).await;
