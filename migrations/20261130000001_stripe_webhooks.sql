@@ -75,12 +75,13 @@ CREATE TABLE IF NOT EXISTS stripe_unlinked_users (
 -- the ordering rules: a link is ignored ('stale') when the user's link changed at or
 -- after `p_created` (after, when a deletion removed it), or the customer was deleted at
 -- or after it; a deletion removes the links that changed at or before it. With `p_event_id`,
--- the event is recorded first; a repeat answers 'duplicate' and changes nothing (a
--- concurrent copy waits on the first one's row and sees it once it commits).
+-- the event is recorded with what became of it; a repeat answers 'duplicate' and changes
+-- nothing (a concurrent copy waits on the first one's lock and sees it once it commits).
 --   p_action: 'link' (p_user_id to p_customer_id), 'delete' (p_customer_id), 'ignore'.
--- Changes to one customer, and to one user's link, are serialised by transaction-level
--- advisory locks, always taken customer first, then users in sorted order, so concurrent
--- deliveries queue instead of deadlocking or interleaving.
+-- Copies of one event, changes to one customer, and to one user's link, are serialised
+-- by transaction-level advisory locks, always taken event first, then customer, then
+-- users in sorted order, so concurrent deliveries queue instead of deadlocking or
+-- interleaving.
 CREATE OR REPLACE FUNCTION stripe_apply_change(
     p_project_id uuid,
     p_livemode boolean,
@@ -96,11 +97,10 @@ DECLARE
     linked_user text;
 BEGIN
     IF p_event_id IS NOT NULL THEN
-        INSERT INTO stripe_webhook_events
-            (project_id, livemode, event_id, event_type, created, customer_id, user_id, outcome)
-        VALUES (p_project_id, p_livemode, p_event_id, p_event_type, p_created, p_customer_id, p_user_id, 'pending')
-        ON CONFLICT DO NOTHING;
-        IF NOT FOUND THEN
+        -- A concurrent copy of the event waits here until the first one commits.
+        PERFORM pg_advisory_xact_lock(hashtextextended(format('event:%s:%s:%s', p_project_id, p_livemode, p_event_id), 0));
+        IF EXISTS (SELECT 1 FROM stripe_webhook_events
+                   WHERE project_id = p_project_id AND livemode = p_livemode AND event_id = p_event_id) THEN
             RETURN 'duplicate';
         END IF;
     END IF;
@@ -154,8 +154,9 @@ BEGIN
     END IF;
 
     IF p_event_id IS NOT NULL THEN
-        UPDATE stripe_webhook_events SET outcome = v_outcome
-        WHERE project_id = p_project_id AND livemode = p_livemode AND event_id = p_event_id;
+        INSERT INTO stripe_webhook_events
+            (project_id, livemode, event_id, event_type, created, customer_id, user_id, outcome)
+        VALUES (p_project_id, p_livemode, p_event_id, p_event_type, p_created, p_customer_id, p_user_id, v_outcome);
     END IF;
     RETURN v_outcome;
 END
