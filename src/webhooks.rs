@@ -44,9 +44,11 @@ const SECRETS_TTL: Duration = Duration::from_secs(2);
 pub struct Webhooks {
     db: PgPool,
     encryption_keys: Option<EncryptionKeys>,
-    /// Decrypted secrets by (project, livemode), with when they were read.
-    secrets: Mutex<HashMap<(Uuid, bool), (Instant, Arc<Vec<String>>)>>,
+    secrets: Mutex<HashMap<(Uuid, bool), CachedSecrets>>,
 }
+
+/// A project's decrypted secrets for one mode, and when they were read.
+type CachedSecrets = (Instant, Arc<Vec<String>>);
 
 /// Why a delivery was not applied. Every variant but `StoredSecret` and `Database` is
 /// the sender's fault, and nothing was written for any of them.
