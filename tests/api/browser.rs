@@ -133,6 +133,49 @@ async fn an_expired_token_shows_the_401_detail_on_the_page(db: PgPool) {
     browser.close().await;
 }
 
+#[sqlx::test(migrator = "customer_portal::db::MIGRATOR")]
+async fn back_from_checkout_the_page_links_the_session_and_the_button_opens_the_portal(db: PgPool) {
+    let _turn = ONE_BROWSER_AT_A_TIME.lock().await;
+    let site = Site::start().await;
+    let origin = site.page_origin();
+    let app = TestApp::spawn_with(
+        db,
+        &[("CORS_ALLOWED_ORIGINS", &origin), ("RETURN_URL_ALLOWED_ORIGINS", &origin)],
+    )
+    .await;
+    // No customer linked yet: the webhook has not arrived.
+    let project = insert_project(&app.db, Some(TEST_KEY), None).await;
+    Mock::given(matchers::method("GET"))
+        .and(matchers::path("/v1/checkout/sessions/cs_test_browser1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": "cs_test_browser1", "object": "checkout.session", "created": now() - 30,
+            "client_reference_id": "user_1", "customer": "cus_FromCheckout1", "status": "complete",
+        })))
+        .expect(1)
+        .mount(&app.stripe)
+        .await;
+    Mock::given(matchers::method("POST"))
+        .and(matchers::path(SESSIONS_PATH))
+        .respond_with(session_at(&site.portal_url()))
+        .mount(&app.stripe)
+        .await;
+    let browser = Browser::open().await;
+
+    let page = format!("{}&session_id=cs_test_browser1", site.page_url(&app, &token(project, "user_1")));
+    browser.load(&page).await;
+    browser.click_manage_billing().await;
+
+    let portal = url::Url::parse(&site.portal_url()).expect("portal URL");
+    browser.client.wait().at_most(WAIT).for_url(&portal).await.expect("the browser reaches the portal page");
+    let requests = app.stripe_requests().await;
+    let session = requests.iter().find(|r| r.method.as_str() == "POST").expect("a portal session");
+    let sent = form(session);
+    assert_eq!(sent["customer"], "cus_FromCheckout1");
+    // The page took session_id out of its address before it became the return_url.
+    assert_eq!(sent["return_url"], format!("{origin}/?api={}", encoded(&app.url(""))));
+    browser.close().await;
+}
+
 /// The example page and a stand-in portal page, on loopback, reached under two names.
 struct Site {
     port: u16,
