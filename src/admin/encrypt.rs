@@ -1,5 +1,8 @@
-//! `customer-portal encrypt-keys`: every stored Stripe key sealed with the current
-//! encryption key, in one transaction, so a failure leaves every row as it was.
+//! `customer-portal encrypt-keys`: every stored Stripe key and webhook signing secret
+//! sealed with the current encryption key, in one transaction, so a failure leaves every
+//! row as it was.
+
+use std::collections::BTreeSet;
 
 use uuid::Uuid;
 
@@ -17,11 +20,11 @@ pub enum EncryptAllError {
     Database(#[from] sqlx::Error),
 }
 
-/// Encrypts every plaintext key, and re-encrypts every key under an older key, with the
-/// current key. Returns how many projects changed.
+/// Encrypts every plaintext key and webhook secret, and re-encrypts every one under an
+/// older key, with the current key. Returns how many projects changed.
 pub async fn encrypt_all(db: &sqlx::PgPool, keys: &EncryptionKeys) -> Result<usize, EncryptAllError> {
     let mut tx = db.begin().await?;
-    let mut changed = 0;
+    let mut changed = BTreeSet::new();
     for row in projects::project_keys_for_update(&mut *tx).await? {
         let reseal = |stored: Option<String>, livemode: bool| -> Result<Option<String>, EncryptAllError> {
             match stored {
@@ -37,9 +40,10 @@ pub async fn encrypt_all(db: &sqlx::PgPool, keys: &EncryptionKeys) -> Result<usi
         let live = reseal(row.live.clone(), true)?;
         if test != row.test || live != row.live {
             projects::set_project_keys(&mut *tx, row.id, test.as_deref(), live.as_deref()).await?;
-            changed += 1;
+            changed.insert(row.id);
         }
     }
+    changed.extend(super::webhooks::encrypt_webhook_secrets(&mut tx, keys).await?);
     tx.commit().await?;
-    Ok(changed)
+    Ok(changed.len())
 }

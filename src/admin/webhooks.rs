@@ -5,11 +5,11 @@ use secrecy::SecretString;
 use url::Url;
 use uuid::Uuid;
 
-use super::{Admin, AdminError, Result, mode, no_such_project};
+use super::{Admin, AdminError, EncryptAllError, Result, mode, no_such_project};
 use crate::{
     cli::WebhookSecretArgs,
     db::{projects, webhook_secrets},
-    secrets::{self, webhook_context},
+    secrets::{self, EncryptionKeys, webhook_context},
     stripe::StripeError,
     webhooks::EVENT_TYPES,
 };
@@ -176,6 +176,42 @@ impl Admin<'_> {
         writeln!(self.out, "{:<8} {secret_line}", "secret")?;
         Ok(())
     }
+}
+
+/// For `encrypt-keys`: seals every plaintext webhook secret, and re-seals every one under
+/// an older key, in the caller's transaction; the projects it changed.
+pub(super) async fn encrypt_webhook_secrets(
+    tx: &mut sqlx::PgConnection,
+    keys: &EncryptionKeys,
+) -> std::result::Result<Vec<Uuid>, EncryptAllError> {
+    let mut changed = Vec::new();
+    for row in webhook_secrets::all_for_update(&mut *tx).await? {
+        let reseal = |stored: &Option<String>, livemode: bool| -> std::result::Result<_, EncryptAllError> {
+            let context = webhook_context(row.id, livemode);
+            match stored {
+                Some(value) if !value.is_empty() && keys.needs_encrypting(value) => {
+                    let plain = secrets::reveal_in(Some(keys), value.clone(), &context)
+                        .map_err(|error| EncryptAllError::Secret { project: row.id, error })?;
+                    Ok(Some(keys.encrypt_in(&plain, &context)))
+                }
+                other => Ok(other.clone()),
+            }
+        };
+        let sealed = webhook_secrets::StoredRow {
+            id: row.id,
+            test: reseal(&row.test, false)?,
+            test_previous: reseal(&row.test_previous, false)?,
+            live: reseal(&row.live, true)?,
+            live_previous: reseal(&row.live_previous, true)?,
+        };
+        let same = (&sealed.test, &sealed.test_previous, &sealed.live, &sealed.live_previous)
+            == (&row.test, &row.test_previous, &row.live, &row.live_previous);
+        if !same {
+            webhook_secrets::set_stored(&mut *tx, &sealed).await?;
+            changed.push(row.id);
+        }
+    }
+    Ok(changed)
 }
 
 /// `whsec_…wxyz`: enough to tell secrets apart, not enough to use one.

@@ -69,3 +69,43 @@ pub async fn set(
     .await?;
     Ok(result.rows_affected() == 1)
 }
+
+/// A project's four stored webhook secrets, as they are in the table.
+#[derive(Debug)]
+pub struct StoredRow {
+    pub id: Uuid,
+    pub test: Option<String>,
+    pub test_previous: Option<String>,
+    pub live: Option<String>,
+    pub live_previous: Option<String>,
+}
+
+/// Every project's stored webhook secrets, locked until the transaction ends.
+pub async fn all_for_update(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<StoredRow>> {
+    sqlx::query_as!(
+        StoredRow,
+        r#"SELECT id,
+                  stripe_test_webhook_secret AS test, stripe_test_webhook_secret_previous AS test_previous,
+                  stripe_live_webhook_secret AS live, stripe_live_webhook_secret_previous AS live_previous
+           FROM projects ORDER BY id FOR UPDATE"#
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// Rewrites a project's four stored secrets, leaving when each was replaced as it was.
+pub async fn set_stored(db: impl PgExecutor<'_>, row: &StoredRow) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE projects SET stripe_test_webhook_secret = $2, stripe_test_webhook_secret_previous = $3,
+                             stripe_live_webhook_secret = $4, stripe_live_webhook_secret_previous = $5
+         WHERE id = $1",
+        row.id,
+        row.test,
+        row.test_previous,
+        row.live,
+        row.live_previous
+    )
+    .execute(db)
+    .await
+    .map(|_| ())
+}

@@ -11,7 +11,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate, matchers};
 
 use crate::{
     support::*,
-    webhooks::{completed, link_of, signature_header, webhook_path},
+    webhooks::{WEBHOOK_SECRET, completed, link_of, project_with_webhooks, signature_header, webhook_path},
 };
 
 const ENCRYPTION_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
@@ -278,4 +278,20 @@ async fn webhook_setup_refuses_a_project_without_a_key_for_the_mode(db: PgPool) 
     let setup = run(&db, &args, &[("STRIPE_API_BASE", "http://127.0.0.1:9")], "").await;
     assert_eq!(setup.code, 1);
     assert!(setup.stderr.contains("has no live mode Stripe key"), "{}", setup.stderr);
+}
+
+#[sqlx::test(migrator = "customer_portal::db::MIGRATOR")]
+async fn encrypt_keys_seals_webhook_secrets_stored_in_plaintext(db: PgPool) {
+    let project = project_with_webhooks(&db).await;
+    let encrypted = run(&db, &["encrypt-keys"], &[], "").await;
+    assert_eq!(encrypted.code, 0, "{}", encrypted.stderr);
+    let (stored, _) = stored_secret(&db, project).await;
+    assert!(stored.expect("stored").starts_with("enc:v1:"));
+    let live: String = sqlx::query_scalar("SELECT stripe_live_webhook_secret FROM projects WHERE id = $1")
+        .bind(project)
+        .fetch_one(&db)
+        .await
+        .expect("row");
+    assert!(live.starts_with("enc:v1:"));
+    assert_eq!(delivery_status(&db, project, WEBHOOK_SECRET, "evt_1").await, 200);
 }
