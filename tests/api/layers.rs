@@ -21,7 +21,9 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
     ("rate_limit", &["routes", "error", "auth"]),
     ("metrics", &["routes", "error", "stripe"]),
     ("validation", &["*"]),
-    ("portal", &["routes", "error"]),
+    ("portal", &["routes", "error", "webhooks", "checkout_sync"]),
+    ("webhooks", &["routes", "error", "portal", "checkout_sync"]),
+    ("checkout_sync", &["routes", "error", "portal", "webhooks"]),
     ("admin", &["routes", "error", "portal"]),
 ];
 
