@@ -23,8 +23,8 @@ use crate::{
     },
     metrics::Metrics,
     rate_limit::{self, RateLimiter},
-    secrets::{self, EncryptionKeys, SecretError},
-    stripe::{StripeClient, StripeError, key_fits_mode},
+    secrets::{EncryptionKeys, SecretError},
+    stripe::{self, StripeClient, StripeError},
     validation::{FromJson, ValidationIssue, at, object},
 };
 
@@ -168,12 +168,8 @@ impl CheckoutSync {
             .pop()
             .flatten()
             .ok_or(CheckoutSyncError::ProjectNotFound)?;
-        let stored = target.secret_key.filter(|k| !k.is_empty()).ok_or(CheckoutSyncError::ProjectNotFound)?;
-        let key = secrets::reveal(self.encryption_keys.as_ref(), stored, user.project_id, livemode)
-            .map_err(|error| CheckoutSyncError::StoredKey { project: user.project_id, error })?;
-        if !key_fits_mode(&key, livemode) {
-            return Err(CheckoutSyncError::ProjectNotFound);
-        }
-        Ok(SecretString::from(key))
+        stripe::usable_key(self.encryption_keys.as_ref(), target.secret_key, user.project_id, livemode)
+            .map_err(|error| CheckoutSyncError::StoredKey { project: user.project_id, error })?
+            .ok_or(CheckoutSyncError::ProjectNotFound)
     }
 }

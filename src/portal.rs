@@ -21,8 +21,8 @@ use crate::{
     lookup::{LookupError, Lookups},
     metrics::Metrics,
     rate_limit::{self, RateLimiter},
-    secrets::{self, EncryptionKeys, SecretError},
-    stripe::{Flow, PortalSessionRequest, StripeClient, StripeError, is_portal_locale, key_fits_mode},
+    secrets::{EncryptionKeys, SecretError},
+    stripe::{self, Flow, PortalSessionRequest, StripeClient, StripeError, is_portal_locale},
     validation::ValidationIssue,
 };
 
@@ -94,7 +94,10 @@ impl Portal {
             .find(user.project_id, &user.user_id, livemode)
             .await?
             .ok_or(PortalError::ProjectNotFound)?;
-        let key = self.stripe_key(target.secret_key, user.project_id, livemode)?;
+        let key =
+            stripe::usable_key(self.encryption_keys.as_ref(), target.secret_key, user.project_id, livemode)
+                .map_err(|error| PortalError::StoredKey { project: user.project_id, error })?
+                .ok_or(PortalError::ProjectNotFound)?;
         let project_origins = target.allowed_origins.unwrap_or_default();
         let refused: Vec<ValidationIssue> = request
             .return_urls()
@@ -138,28 +141,6 @@ impl Portal {
         span.record("flow", flow.map(Flow::name));
         span.record("stripe_session", session.id.as_str());
         Ok(PortalSession { url: session.url })
-    }
-
-    /// The project's Stripe key for the mode, decrypted; a missing key or one of the
-    /// other mode is a project that is not configured for this mode.
-    fn stripe_key(
-        &self,
-        stored: Option<String>,
-        project: Uuid,
-        livemode: bool,
-    ) -> Result<SecretString, PortalError> {
-        let Some(stored) = stored.filter(|stored| !stored.is_empty()) else {
-            return Err(PortalError::ProjectNotFound);
-        };
-        let key = secrets::reveal(self.encryption_keys.as_ref(), stored, project, livemode)
-            .map_err(|error| PortalError::StoredKey { project, error })?;
-        if !key_fits_mode(&key, livemode) {
-            if !key.is_empty() {
-                tracing::warn!(project_id = %project, livemode, "project's Stripe key does not match the mode");
-            }
-            return Err(PortalError::ProjectNotFound);
-        }
-        Ok(SecretString::from(key))
     }
 
     /// Where a `return_url` may send the user back to: an origin on the global list or

@@ -9,7 +9,12 @@ use serde::{Deserialize, de::DeserializeOwned};
 use tokio::time::Instant;
 use url::Url;
 
-use crate::config::StripeConfig;
+use uuid::Uuid;
+
+use crate::{
+    config::StripeConfig,
+    secrets::{self, EncryptionKeys, SecretError},
+};
 
 mod checkout;
 mod flow;
@@ -34,6 +39,25 @@ pub const PORTAL_LOCALES: &[&str] = &[
 /// Exact match: Stripe rejects `EN` or `en_GB`, so we do too, before calling it.
 pub fn is_portal_locale(locale: &str) -> bool {
     PORTAL_LOCALES.contains(&locale)
+}
+
+/// A project's stored key for the mode as a usable key: decrypted when encrypted; `None`
+/// when none is stored or it is of the other mode (a project not configured for the mode).
+pub fn usable_key(
+    encryption_keys: Option<&EncryptionKeys>,
+    stored: Option<String>,
+    project: Uuid,
+    livemode: bool,
+) -> Result<Option<SecretString>, SecretError> {
+    let Some(stored) = stored.filter(|stored| !stored.is_empty()) else { return Ok(None) };
+    let key = secrets::reveal(encryption_keys, stored, project, livemode)?;
+    if !key_fits_mode(&key, livemode) {
+        if !key.is_empty() {
+            tracing::warn!(project_id = %project, livemode, "project's Stripe key does not match the mode");
+        }
+        return Ok(None);
+    }
+    Ok(Some(SecretString::from(key)))
 }
 
 /// Whether a secret (`sk_`) or restricted (`rk_`) key is for the mode: a test-mode
@@ -218,16 +242,21 @@ impl StripeClient {
         key: &SecretString,
         id: &str,
     ) -> Result<Subscription, StripeError> {
+        let url = self.api_url(&["v1", "subscriptions", id])?;
+        self.call(key, || self.http.get(url.clone())).await
+    }
+
+    /// `{api_base}/segments…`, each segment percent-encoded, so no ID can reach another path.
+    fn api_url(&self, segments: &[&str]) -> Result<url::Url, StripeError> {
         let mut url = self.api_base.clone();
-        // Segments are percent-encoded, so no ID can reach another path.
         url.path_segments_mut()
             .map_err(|()| StripeError::InvalidResponse {
                 reason: "API base cannot be a base".into(),
                 request_id: None,
             })?
             .pop_if_empty()
-            .extend(["v1", "subscriptions", id]);
-        self.call(key, || self.http.get(url.clone())).await
+            .extend(segments);
+        Ok(url)
     }
 
     /// Sends `request()` until it succeeds, fails for good, or the deadline passes.

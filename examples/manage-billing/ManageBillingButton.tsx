@@ -90,19 +90,9 @@ export async function syncCheckoutSession(
   testMode: boolean,
   sessionId: string,
 ): Promise<void> {
-  const url = new URL(CHECKOUT_SYNC_ROUTE, apiBase);
-  url.searchParams.set("test_mode", String(testMode));
-  let response: Response;
-  try {
-    response = await fetch(url, {
-      method: "POST",
-      headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
-      body: JSON.stringify({ session_id: sessionId }),
-    });
-  } catch {
-    throw new Error("Could not reach the billing service. Please try again.");
-  }
-  const body: (ErrorBody & { linked?: unknown }) | null = await response.json().catch(() => null);
+  const { response, body } = await post<{ linked?: unknown }>(CHECKOUT_SYNC_ROUTE, apiBase, token, testMode, {
+    session_id: sessionId,
+  });
   if (!response.ok || body?.linked !== true) {
     throw new Error(errorMessage(response, body));
   }
@@ -128,22 +118,36 @@ export async function createPortalSession(
   testMode: boolean,
   returnUrl: string,
 ): Promise<string> {
-  const url = new URL(PORTAL_ROUTE, apiBase);
+  const { response, body } = await post<{ portal_url?: unknown }>(PORTAL_ROUTE, apiBase, token, testMode, {
+    return_url: returnUrl,
+  });
+  if (response.ok && typeof body?.portal_url === "string") {
+    return body.portal_url;
+  }
+  throw new Error(errorMessage(response, body));
+}
+
+/** POSTs `payload` as JSON with the user's token; the response and its JSON body, if any. */
+async function post<T>(
+  route: string,
+  apiBase: string,
+  token: string,
+  testMode: boolean,
+  payload: unknown,
+): Promise<{ response: Response; body: (ErrorBody & T) | null }> {
+  const url = new URL(route, apiBase);
   url.searchParams.set("test_mode", String(testMode));
   let response: Response;
   try {
     response = await fetch(url, {
       method: "POST",
       headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
-      body: JSON.stringify({ return_url: returnUrl }),
+      body: JSON.stringify(payload),
     });
   } catch {
     // The browser hides why (offline, DNS, or a CORS refusal); all the user can do is retry.
     throw new Error("Could not reach the billing service. Please try again.");
   }
-  const body: (ErrorBody & { portal_url?: unknown }) | null = await response.json().catch(() => null);
-  if (response.ok && typeof body?.portal_url === "string") {
-    return body.portal_url;
-  }
-  throw new Error(errorMessage(response, body));
+  const body = await response.json().catch(() => null);
+  return { response, body };
 }

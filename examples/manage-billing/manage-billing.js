@@ -20,20 +20,7 @@ export class BillingPortalError extends Error {
  * Rejects with a BillingPortalError whose message is fit to show to the user.
  */
 export async function createPortalSession({ apiBase, token, testMode = true, returnUrl = window.location.href }) {
-  const url = new URL(PORTAL_ROUTE, apiBase);
-  url.searchParams.set("test_mode", String(testMode));
-  let response;
-  try {
-    response = await fetch(url, {
-      method: "POST",
-      headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
-      body: JSON.stringify({ return_url: returnUrl }),
-    });
-  } catch {
-    // The browser hides why (offline, DNS, or a CORS refusal); all the user can do is retry.
-    throw new BillingPortalError("Could not reach the billing service. Please try again.", 0);
-  }
-  const body = await response.json().catch(() => null);
+  const { response, body } = await post(PORTAL_ROUTE, { apiBase, token, testMode }, { return_url: returnUrl });
   if (response.ok && typeof body?.portal_url === "string") {
     return body.portal_url;
   }
@@ -45,22 +32,29 @@ export async function createPortalSession({ apiBase, token, testMode = true, ret
  * Rejects with a BillingPortalError, as createPortalSession does.
  */
 export async function syncCheckoutSession({ apiBase, token, sessionId, testMode = true }) {
-  const url = new URL(CHECKOUT_SYNC_ROUTE, apiBase);
+  const { response, body } = await post(CHECKOUT_SYNC_ROUTE, { apiBase, token, testMode }, { session_id: sessionId });
+  if (!response.ok || body?.linked !== true) {
+    throw new BillingPortalError(describe(response, body), response.status);
+  }
+}
+
+// POSTs `payload` as JSON with the user's token; the response and its JSON body, if any.
+async function post(route, { apiBase, token, testMode }, payload) {
+  const url = new URL(route, apiBase);
   url.searchParams.set("test_mode", String(testMode));
   let response;
   try {
     response = await fetch(url, {
       method: "POST",
       headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
-      body: JSON.stringify({ session_id: sessionId }),
+      body: JSON.stringify(payload),
     });
   } catch {
+    // The browser hides why (offline, DNS, or a CORS refusal); all the user can do is retry.
     throw new BillingPortalError("Could not reach the billing service. Please try again.", 0);
   }
   const body = await response.json().catch(() => null);
-  if (!response.ok || body?.linked !== true) {
-    throw new BillingPortalError(describe(response, body), response.status);
-  }
+  return { response, body };
 }
 
 // FastAPI's `detail` is a string, or for a 422 a list of {msg}; a proxy in between may

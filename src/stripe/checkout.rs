@@ -54,17 +54,4 @@ impl StripeClient {
         let url = self.api_url(&["v1", "checkout", "sessions", id])?;
         self.call(key, || self.http.get(url.clone())).await
     }
-
-    /// `{api_base}/segments…`, each segment percent-encoded, so no ID can reach another path.
-    pub(super) fn api_url(&self, segments: &[&str]) -> Result<url::Url, StripeError> {
-        let mut url = self.api_base.clone();
-        url.path_segments_mut()
-            .map_err(|()| StripeError::InvalidResponse {
-                reason: "API base cannot be a base".into(),
-                request_id: None,
-            })?
-            .pop_if_empty()
-            .extend(segments);
-        Ok(url)
-    }
 }
