@@ -56,6 +56,8 @@ pub struct DatabaseConfig {
     pub query_timeout: Duration,
     /// Connections that answer portal lookups, each one batch at a time.
     pub lookup_connections: usize,
+    /// Connections that apply webhook events, each one event at a time.
+    pub webhook_connections: usize,
     /// `DATABASE_PGBOUNCER`: `DATABASE_URL` is a PgBouncer in transaction mode, so no
     /// statement outlives its transaction and no startup option is sent.
     pub pgbouncer: bool,
@@ -88,6 +90,7 @@ impl std::fmt::Debug for DatabaseConfig {
             .field("acquire_timeout", &self.acquire_timeout)
             .field("query_timeout", &self.query_timeout)
             .field("lookup_connections", &self.lookup_connections)
+            .field("webhook_connections", &self.webhook_connections)
             .field("pgbouncer", &self.pgbouncer)
             .finish_non_exhaustive()
     }
@@ -290,16 +293,25 @@ fn database_config<'a>(get: &impl Fn(&str) -> Option<&'a str>) -> Result<Databas
         Some(2_usize.min(max_connections as usize)),
     )
     .and_then(|n| positive("DATABASE_LOOKUP_CONNECTIONS", n))?;
-    if lookup_connections > max_connections as usize {
-        return Err(bad(
-            "DATABASE_LOOKUP_CONNECTIONS",
-            format!("must be at most DATABASE_MAX_CONNECTIONS ({max_connections})"),
-        ));
+    let webhook_connections = parse_or(
+        get("DATABASE_WEBHOOK_CONNECTIONS"),
+        "DATABASE_WEBHOOK_CONNECTIONS",
+        Some(4_usize.min(max_connections as usize)),
+    )
+    .and_then(|n| positive("DATABASE_WEBHOOK_CONNECTIONS", n))?;
+    for (name, n) in [
+        ("DATABASE_LOOKUP_CONNECTIONS", lookup_connections),
+        ("DATABASE_WEBHOOK_CONNECTIONS", webhook_connections),
+    ] {
+        if n > max_connections as usize {
+            return Err(bad(name, format!("must be at most DATABASE_MAX_CONNECTIONS ({max_connections})")));
+        }
     }
     Ok(DatabaseConfig {
         connect_options,
         max_connections,
         lookup_connections,
+        webhook_connections,
         pgbouncer,
         direct_connect_options,
         acquire_timeout: millis(get("DATABASE_ACQUIRE_TIMEOUT_MS"), "DATABASE_ACQUIRE_TIMEOUT_MS", 1_500)?,

@@ -4,6 +4,7 @@
 
 pub(crate) mod customers;
 pub(crate) mod events;
+pub(crate) mod held;
 pub(crate) mod portal;
 pub mod projects;
 pub(crate) mod webhook_secrets;

@@ -21,6 +21,7 @@ use crate::{
     db::{
         DbError,
         events::{self, Action, Change},
+        held::HeldConnections,
         webhook_secrets,
     },
     secrets::{self, EncryptionKeys, SecretError},
@@ -43,6 +44,8 @@ const SECRETS_TTL: Duration = Duration::from_secs(2);
 /// What receiving events needs; built once at start-up.
 pub struct Webhooks {
     db: PgPool,
+    /// Where events are applied: a few connections, each one event at a time.
+    writers: Arc<HeldConnections>,
     encryption_keys: Option<EncryptionKeys>,
     secrets: Mutex<HashMap<(Uuid, bool), CachedSecrets>>,
 }
@@ -129,8 +132,10 @@ pub struct Received {
 }
 
 impl Webhooks {
-    pub fn new(db: PgPool, encryption_keys: Option<EncryptionKeys>) -> Self {
-        Self { db, encryption_keys, secrets: Mutex::default() }
+    /// `writers`: how many events may be applied at once. Must be called on a runtime.
+    pub fn new(db: PgPool, writers: usize, encryption_keys: Option<EncryptionKeys>) -> Self {
+        let writers = HeldConnections::new(db.clone(), writers);
+        Self { db, writers, encryption_keys, secrets: Mutex::default() }
     }
 
     /// Verifies one delivery and applies the event it holds: the project's secrets for
@@ -168,7 +173,18 @@ impl Webhooks {
             created: event.created,
             action: action(&event.kind, &event.data.object),
         };
-        let outcome = Outcome::parse(&events::apply_change(&self.db, &change).await?);
+        let mut connection = self.writers.acquire().await?;
+        let outcome = match events::apply_change(&mut *connection, &change).await {
+            Ok(outcome) => outcome,
+            // PostgreSQL refused the statement: the connection itself is fine.
+            Err(e @ sqlx::Error::Database(_)) => {
+                connection.sound();
+                return Err(e.into());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        connection.sound();
+        let outcome = Outcome::parse(&outcome);
         Ok(Received { event_id: event.id, event_type: event.kind, outcome })
     }
 

@@ -1,8 +1,9 @@
 //! Stripe events and the links they change: recorded, applied and pruned.
 //!
-//! The ordering rules live in the `stripe_apply_change` function of the migration
-//! `20261130000001_stripe_webhooks.sql`, so one change is one statement: atomic, and
-//! one round trip.
+//! The ordering rules live in the `stripe_apply_change` function (migration
+//! `20261130000001_stripe_webhooks.sql`; its current body is in
+//! `20261201000001_webhook_duplicate_check_replanned.sql`), so one change is one
+//! statement: atomic, and one round trip.
 
 use sqlx::PgExecutor;
 use uuid::Uuid;

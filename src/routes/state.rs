@@ -110,7 +110,11 @@ impl AppState {
             encryption_keys: EncryptionKeys::new(&config.encryption_keys),
             allowed_origins: config.return_url_allowed_origins.clone(),
         };
-        let webhooks = Webhooks::new(db.clone(), EncryptionKeys::new(&config.encryption_keys));
+        let webhooks = Webhooks::new(
+            db.clone(),
+            database.webhook_connections,
+            EncryptionKeys::new(&config.encryption_keys),
+        );
         webhooks::spawn_pruning(db.clone(), std::time::Duration::from_secs(3600));
         let checkout_sync = CheckoutSync {
             db: db.clone(),

@@ -49,6 +49,25 @@ fn serve_refuses_more_lookup_connections_than_the_pool_has() {
 }
 
 #[test]
+fn serve_refuses_more_webhook_connections_than_the_pool_has() {
+    let output = run(
+        &["serve"],
+        &[
+            ("DATABASE_URL", "postgres://localhost/x"),
+            ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+            ("DATABASE_MAX_CONNECTIONS", "4"),
+            ("DATABASE_WEBHOOK_CONNECTIONS", "5"),
+        ],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("DATABASE_WEBHOOK_CONNECTIONS: must be at most DATABASE_MAX_CONNECTIONS (4)"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn help_lists_serve_and_migrate() {
     let output = run(&["--help"], &[]);
     let stdout = String::from_utf8_lossy(&output.stdout);

@@ -65,6 +65,7 @@ fn two_connection_pool(db: &PgPool, query_timeout_ms: u64) -> PgPool {
         acquire_timeout: Duration::from_millis(500),
         query_timeout: Duration::from_millis(query_timeout_ms),
         lookup_connections: 1,
+        webhook_connections: 1,
         pgbouncer: false,
         direct_connect_options: None,
     })
