@@ -41,6 +41,9 @@ pub struct Config {
     pub redis: Option<RedisConfig>,
     /// Portal requests served at once; more are shed with a 503 so memory stays bounded.
     pub max_in_flight: usize,
+    /// `WORKER_THREADS`: threads serving requests, each with a runtime of its own;
+    /// default, the CPUs this process may use.
+    pub worker_threads: usize,
     pub shutdown_grace: Duration,
     /// How long a connection may take to deliver a request's headers, idle keep-alive
     /// time included, before it is closed.
@@ -226,6 +229,12 @@ impl Config {
             redis: limits::redis_config(&get)?,
             max_in_flight: parse_or(get("MAX_IN_FLIGHT"), "MAX_IN_FLIGHT", Some(4096))
                 .and_then(|n: usize| positive("MAX_IN_FLIGHT", n))?,
+            worker_threads: parse_or(
+                get("WORKER_THREADS"),
+                "WORKER_THREADS",
+                Some(std::thread::available_parallelism().map_or(1, usize::from)),
+            )
+            .and_then(|n: usize| positive("WORKER_THREADS", n))?,
             shutdown_grace: Duration::from_secs(parse_or(
                 get("SHUTDOWN_GRACE_SECONDS"),
                 "SHUTDOWN_GRACE_SECONDS",

@@ -17,6 +17,7 @@
 use std::{sync::Arc, time::Duration};
 
 use sqlx::{Connection, PgConnection, PgPool};
+use thread_local::ThreadLocal;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use uuid::Uuid;
 
@@ -52,43 +53,41 @@ struct Waiting {
     answer: oneshot::Sender<Answer>,
 }
 
-/// The queue of lookups, and the loaders answering it. Cheap to clone; the loaders stop
-/// when the last clone is dropped.
+/// The queues of lookups, one per thread, and the loaders answering each. Cheap to
+/// clone; the loaders stop when the last clone is dropped.
+///
+/// Per thread, because a lookup answered on another thread costs a wake-up of that
+/// thread and another of the requester's: with one runtime per thread
+/// (`server::serve_on_threads`), a request, its lookup and the database's answer stay
+/// on one thread. A thread's loaders are started by its first lookup, on its runtime.
 #[derive(Clone)]
 pub struct Lookups {
-    queue: mpsc::Sender<Waiting>,
+    queues: Arc<ThreadLocal<mpsc::Sender<Waiting>>>,
+    settings: Arc<Settings>,
+}
+
+struct Settings {
+    pool: PgPool,
+    loaders: usize,
+    query_timeout: Duration,
+    capacity: usize,
+    pgbouncer: bool,
 }
 
 impl Lookups {
-    /// Starts `loaders` tasks, each holding at most one of `pool`'s connections, on a
-    /// thread of their own that ends when the last `Lookups` is dropped.
-    ///
-    /// Their own thread, because on the request runtime a loader's database reply
-    /// waited in the run queue behind every request of a burst before the loader could
-    /// hand out the answers: 13-25 ms at p99 under 2,000 clients (bench/RESULTS.md).
-    /// Connections the pool opened on another runtime work here too: tokio drives a
-    /// socket from the runtime that opened it.
-    /// With `pgbouncer`, each batch is a transaction of its own (see `find`).
-    pub fn start(
+    /// `loaders` tasks per thread, each holding at most one of `pool`'s connections, and
+    /// at most `capacity` lookups waiting per thread. With `pgbouncer`, each batch is a
+    /// transaction of its own (see `find`).
+    pub fn new(
         pool: PgPool,
         loaders: usize,
         query_timeout: Duration,
         capacity: usize,
         pgbouncer: bool,
-    ) -> std::io::Result<Self> {
-        let (queue, waiting) = mpsc::channel(capacity.max(1));
-        let waiting = Arc::new(Mutex::new(waiting));
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        std::thread::Builder::new().name("lookups".into()).spawn(move || {
-            runtime.block_on(async move {
-                let mut running = tokio::task::JoinSet::new();
-                for _ in 0..loaders.max(1) {
-                    running.spawn(load(pool.clone(), waiting.clone(), query_timeout, pgbouncer));
-                }
-                while running.join_next().await.is_some() {}
-            });
-        })?;
-        Ok(Self { queue })
+    ) -> Self {
+        let settings =
+            Settings { pool, loaders: loaders.max(1), query_timeout, capacity: capacity.max(1), pgbouncer };
+        Self { queues: Arc::new(ThreadLocal::new()), settings: Arc::new(settings) }
     }
 
     /// The project's key and settings and the user's customer for the mode; `None` when
@@ -96,8 +95,20 @@ impl Lookups {
     pub async fn find(&self, project_id: Uuid, user_id: &str, livemode: bool) -> Answer {
         let (answer, answered) = oneshot::channel();
         let lookup = PortalLookup { project_id, user_id: user_id.to_owned(), livemode };
-        self.queue.send(Waiting { lookup, answer }).await.map_err(|_| LookupError::Stopped)?;
+        let queue = self.queues.get_or(|| self.start_loaders()).clone();
+        queue.send(Waiting { lookup, answer }).await.map_err(|_| LookupError::Stopped)?;
         answered.await.map_err(|_| LookupError::Stopped)?
+    }
+
+    /// This thread's queue, and its loaders on this thread's runtime.
+    fn start_loaders(&self) -> mpsc::Sender<Waiting> {
+        let Settings { pool, loaders, query_timeout, capacity, pgbouncer } = &*self.settings;
+        let (queue, waiting) = mpsc::channel(*capacity);
+        let waiting = Arc::new(Mutex::new(waiting));
+        for _ in 0..*loaders {
+            tokio::spawn(load(pool.clone(), waiting.clone(), *query_timeout, *pgbouncer));
+        }
+        queue
     }
 }
 

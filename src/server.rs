@@ -22,11 +22,61 @@ const LISTEN_BACKLOG: u32 = 8192;
 
 /// Listens on `addr` with a backlog sized for bursts of new clients.
 pub fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    listen_with(addr, false)
+}
+
+fn listen_with(addr: SocketAddr, reuse_port: bool) -> std::io::Result<TcpListener> {
     let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
     // As `TcpListener::bind` does: a restarted service can take its port back at once.
     socket.set_reuseaddr(true)?;
+    socket.set_reuseport(reuse_port)?;
     socket.bind(addr)?;
     socket.listen(LISTEN_BACKLOG)
+}
+
+/// Serves `app` on `threads` threads, each with a single-threaded runtime and a
+/// listener of its own on `addr` (`SO_REUSEPORT`: the kernel spreads new connections
+/// over them), until `shutdown` resolves; then each finishes as `serve` does.
+///
+/// Why not one runtime with a worker per core: its workers steal each other's tasks
+/// and wake each other, and a request's lookup and Stripe call were answered on
+/// whichever thread owned that connection. Here a connection, its requests and their
+/// calls stay on one thread, as with nginx's workers (bench/RESULTS.md).
+pub async fn serve_on_threads(
+    addr: SocketAddr,
+    threads: usize,
+    app: Router,
+    shutdown: impl Future<Output = ()>,
+    options: ServeOptions,
+) -> std::io::Result<()> {
+    // Every listener is bound before any thread starts, so a taken port fails start-up.
+    let listeners: Vec<std::net::TcpListener> = (0..threads.max(1))
+        .map(|_| listen_with(addr, true).and_then(|l| l.into_std()))
+        .collect::<Result<_, _>>()?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut finished = Vec::new();
+    for (i, listener) in listeners.into_iter().enumerate() {
+        let (app, mut stopped) = (app.clone(), stopped.clone());
+        let (done, result) = tokio::sync::oneshot::channel();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        std::thread::Builder::new().name(format!("worker-{i}")).spawn(move || {
+            let served = runtime.block_on(async move {
+                let stop = async move {
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                };
+                serve(TcpListener::from_std(listener)?, app, stop, options).await
+            });
+            let _ = done.send(served);
+        })?;
+        finished.push(result);
+    }
+    // The caller's runtime waits for the signal, and runs the background tasks.
+    shutdown.await;
+    let _ = stop.send(true);
+    for result in finished {
+        result.await.map_err(|_| std::io::Error::other("a worker thread panicked"))??;
+    }
+    Ok(())
 }
 
 /// How connections are served.

@@ -1,11 +1,12 @@
 //! A small client for the one Stripe call we make, with the retry rule of Stripe's own
 //! SDKs: retry what Stripe says is safe, with one idempotency key, inside one deadline.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use reqwest::{RequestBuilder, StatusCode, header::HeaderMap};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, de::DeserializeOwned};
+use thread_local::ThreadLocal;
 use tokio::time::Instant;
 use url::Url;
 
@@ -67,10 +68,16 @@ pub fn key_fits_mode(key: &str, livemode: bool) -> bool {
     prefixes.iter().any(|p| key.starts_with(p))
 }
 
-/// Cheap to clone: every clone shares one connection pool.
+/// Cheap to clone: every clone shares the same connections.
+///
+/// Each thread has connections of its own: a connection belongs to the runtime that
+/// opened it, and a request sent on another thread's connection costs a wake-up of
+/// that thread each way. With one runtime per thread (`server::serve_on_threads`), a
+/// request and its Stripe call then stay on one thread.
 #[derive(Clone, Debug)]
 pub struct StripeClient {
-    http: reqwest::Client,
+    clients: Arc<ThreadLocal<reqwest::Client>>,
+    connect_timeout: Duration,
     api_base: Url,
     sessions_url: Url,
     timeout: Duration,
@@ -193,6 +200,13 @@ impl StripeError {
     }
 }
 
+fn http_client(connect_timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .connect_timeout(connect_timeout)
+        .user_agent(concat!("customer-portal/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
 /// One failed attempt, and whether Stripe's rules allow another.
 struct Failure {
     error: StripeError,
@@ -202,14 +216,14 @@ struct Failure {
 
 impl StripeClient {
     pub fn new(config: &StripeConfig) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout)
-            .user_agent(concat!("customer-portal/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        // Built once here so a client that cannot be built stops start-up.
+        let clients = Arc::new(ThreadLocal::new());
+        clients.get_or_try(|| http_client(config.connect_timeout))?;
         let sessions_url =
             config.api_base.join("v1/billing_portal/sessions").expect("a fixed relative path joins");
         Ok(Self {
-            http,
+            clients,
+            connect_timeout: config.connect_timeout,
             api_base: config.api_base.clone(),
             sessions_url,
             timeout: config.timeout,
@@ -219,6 +233,12 @@ impl StripeClient {
                 max_backoff: Duration::from_secs(5),
             },
         })
+    }
+
+    /// This thread's HTTP client.
+    fn http(&self) -> &reqwest::Client {
+        // The same settings built once at start-up, so building it again does not fail.
+        self.clients.get_or(|| http_client(self.connect_timeout).expect("built once at start-up"))
     }
 
     /// Creates a billing-portal session, retrying within the configured deadline.
@@ -231,7 +251,10 @@ impl StripeClient {
         let idempotency_key = uuid::Uuid::new_v4().to_string();
         let form = request.form();
         self.call(key, || {
-            self.http.post(self.sessions_url.clone()).header("Idempotency-Key", &idempotency_key).form(&form)
+            self.http()
+                .post(self.sessions_url.clone())
+                .header("Idempotency-Key", &idempotency_key)
+                .form(&form)
         })
         .await
     }
@@ -243,7 +266,7 @@ impl StripeClient {
         id: &str,
     ) -> Result<Subscription, StripeError> {
         let url = self.api_url(&["v1", "subscriptions", id])?;
-        self.call(key, || self.http.get(url.clone())).await
+        self.call(key, || self.http().get(url.clone())).await
     }
 
     /// `{api_base}/segments…`, each segment percent-encoded, so no ID can reach another path.

@@ -76,22 +76,19 @@ pub enum StartupError {
     StripeClient(#[from] reqwest::Error),
     #[error(transparent)]
     RateLimiter(#[from] RateLimitError),
-    #[error("cannot start the database lookup thread: {0}")]
-    LookupThread(std::io::Error),
 }
 
 impl AppState {
-    /// Starts the lookup loaders' thread.
     pub fn new(config: Config, db: PgPool) -> Result<Self, StartupError> {
         let database = &config.database;
-        let lookups = Lookups::start(
+        // The lookup connections are shared out among the serving threads, one at least each.
+        let lookups = Lookups::new(
             db.clone(),
-            database.lookup_connections,
+            database.lookup_connections / config.worker_threads,
             database.query_timeout,
             config.max_in_flight,
             database.pgbouncer,
-        )
-        .map_err(StartupError::LookupThread)?;
+        );
         let metrics = Arc::new(Metrics::new(config.database.max_connections));
         let limits = Limits {
             user: config.user_quota,

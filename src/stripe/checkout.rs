@@ -52,6 +52,6 @@ impl StripeClient {
         id: &str,
     ) -> Result<CheckoutSession, StripeError> {
         let url = self.api_url(&["v1", "checkout", "sessions", id])?;
-        self.call(key, || self.http.get(url.clone())).await
+        self.call(key, || self.http().get(url.clone())).await
     }
 }

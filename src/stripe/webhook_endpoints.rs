@@ -39,7 +39,8 @@ impl StripeClient {
         loop {
             let mut query = vec![("limit", "100".to_owned())];
             query.extend(starting_after.clone().map(|id| ("starting_after", id)));
-            let page: EndpointList = self.call(key, || self.http.get(list_url.clone()).query(&query)).await?;
+            let page: EndpointList =
+                self.call(key, || self.http().get(list_url.clone()).query(&query)).await?;
             starting_after = page.data.last().map(|e| e.id.clone());
             if let Some(found) = page.data.into_iter().find(|e| e.url == url) {
                 return Ok(Some(found));
@@ -69,7 +70,7 @@ impl StripeClient {
         // One key for every attempt, so a retry can never create a second endpoint.
         let idempotency_key = uuid::Uuid::new_v4().to_string();
         self.call(key, || {
-            self.http.post(endpoint.clone()).header("Idempotency-Key", &idempotency_key).form(&form)
+            self.http().post(endpoint.clone()).header("Idempotency-Key", &idempotency_key).form(&form)
         })
         .await
     }
@@ -84,6 +85,6 @@ impl StripeClient {
         let endpoint = self.api_url(&["v1", "webhook_endpoints", id])?;
         let mut form: Vec<(String, &str)> = vec![("disabled".into(), "false")];
         form.extend(events_form(events));
-        self.call(key, || self.http.post(endpoint.clone()).form(&form)).await
+        self.call(key, || self.http().post(endpoint.clone()).form(&form)).await
     }
 }
