@@ -19,11 +19,6 @@ use customer_portal::{
 };
 use uuid::Uuid;
 
-/// glibc's malloc and free were 9% of the service's CPU per request, most of it
-/// consolidating and unlinking chunks freed on another thread (bench/RESULTS.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 // Requests are served on runtimes of their own (`server::serve_on_threads`); this one
 // starts them, runs the other commands, and the background tasks.
 #[tokio::main(flavor = "current_thread")]
