@@ -86,6 +86,12 @@ fn header_timeout_must_be_positive() {
 }
 
 #[test]
+fn worker_threads_must_be_a_positive_count() {
+    assert_eq!(error_for(&[("WORKER_THREADS", "0")]).name, "WORKER_THREADS");
+    assert_eq!(error_for(&[("WORKER_THREADS", "all")]).name, "WORKER_THREADS");
+}
+
+#[test]
 fn bad_listen_addr_is_named() {
     assert_eq!(error_for(&[("LISTEN_ADDR", "localhost")]).name, "LISTEN_ADDR");
 }

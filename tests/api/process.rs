@@ -24,6 +24,24 @@ async fn serve_migrates_becomes_ready_and_exits_0_on_sigterm(db: PgPool) {
 }
 
 #[sqlx::test(migrations = false)]
+async fn serve_runs_worker_threads_runtimes_and_stops_them_all_on_sigterm(db: PgPool) {
+    let mut service = Service::start(&database_url_of(&db), &[("WORKER_THREADS", "3")]).await;
+    assert!(
+        eventually(Duration::from_secs(20), || async { service.status("/readyz").await == 200 }).await,
+        "never ready: {}",
+        service.log()
+    );
+    assert!(service.log().contains("threads=3"), "{}", service.log());
+    for _ in 0..12 {
+        assert_eq!(service.status("/healthz").await, 200);
+    }
+
+    service.signal("TERM");
+
+    assert_eq!(service.exit_code(Duration::from_secs(10)).await, Some(0), "{}", service.log());
+}
+
+#[sqlx::test(migrations = false)]
 async fn serve_waits_for_a_database_that_is_not_up_yet(db: PgPool) {
     let proxy = CuttableProxy::start(upstream_of(&db), false).await;
     let url =
