@@ -53,41 +53,60 @@ struct Waiting {
     answer: oneshot::Sender<Answer>,
 }
 
-/// The queues of lookups, one per thread, and the loaders answering each. Cheap to
-/// clone; the loaders stop when the last clone is dropped.
+/// The queues of lookups, and the loaders answering each. Cheap to clone; the loaders
+/// stop when the last clone is dropped.
 ///
-/// Per thread, because a lookup answered on another thread costs a wake-up of that
-/// thread and another of the requester's: with one runtime per thread
-/// (`server::serve_on_threads`), a request, its lookup and the database's answer stay
-/// on one thread. A thread's loaders are started by its first lookup, on its runtime.
+/// A queue per thread, up to one per lookup connection: a lookup answered on another
+/// thread costs a wake-up of that thread and another of the requester's, so with one
+/// runtime per thread (`server::serve_on_threads`) a request, its lookup and the
+/// database's answer stay on one thread. A queue's loaders are started by its thread's
+/// first lookup, on that thread's runtime. With more threads than lookup connections,
+/// the threads beyond them share the queues in turn, so the connections held never
+/// exceed `DATABASE_LOOKUP_CONNECTIONS`.
 #[derive(Clone)]
 pub struct Lookups {
-    queues: Arc<ThreadLocal<mpsc::Sender<Waiting>>>,
-    settings: Arc<Settings>,
+    shared: Arc<Shared>,
 }
 
-struct Settings {
+struct Shared {
+    /// Each thread's queue, found on its first lookup.
+    of_thread: ThreadLocal<mpsc::Sender<Waiting>>,
+    /// Every queue, in the order threads started them.
+    queues: std::sync::Mutex<Vec<mpsc::Sender<Waiting>>>,
+    /// How many queues there may be, and loaders each.
+    most_queues: usize,
+    loaders_per_queue: usize,
     pool: PgPool,
-    loaders: usize,
     query_timeout: Duration,
     capacity: usize,
     pgbouncer: bool,
 }
 
 impl Lookups {
-    /// `loaders` tasks per thread, each holding at most one of `pool`'s connections, and
-    /// at most `capacity` lookups waiting per thread. With `pgbouncer`, each batch is a
-    /// transaction of its own (see `find`).
+    /// `loaders` tasks in all, each holding at most one of `pool`'s connections, shared
+    /// out among up to `threads` queues; at most `capacity` lookups waiting per queue.
+    /// With `pgbouncer`, each batch is a transaction of its own (see `find`).
     pub fn new(
         pool: PgPool,
         loaders: usize,
+        threads: usize,
         query_timeout: Duration,
         capacity: usize,
         pgbouncer: bool,
     ) -> Self {
-        let settings =
-            Settings { pool, loaders: loaders.max(1), query_timeout, capacity: capacity.max(1), pgbouncer };
-        Self { queues: Arc::new(ThreadLocal::new()), settings: Arc::new(settings) }
+        let loaders = loaders.max(1);
+        let most_queues = threads.clamp(1, loaders);
+        let shared = Shared {
+            of_thread: ThreadLocal::new(),
+            queues: std::sync::Mutex::default(),
+            most_queues,
+            loaders_per_queue: loaders / most_queues,
+            pool,
+            query_timeout,
+            capacity: capacity.max(1),
+            pgbouncer,
+        };
+        Self { shared: Arc::new(shared) }
     }
 
     /// The project's key and settings and the user's customer for the mode; `None` when
@@ -95,20 +114,28 @@ impl Lookups {
     pub async fn find(&self, project_id: Uuid, user_id: &str, livemode: bool) -> Answer {
         let (answer, answered) = oneshot::channel();
         let lookup = PortalLookup { project_id, user_id: user_id.to_owned(), livemode };
-        let queue = self.queues.get_or(|| self.start_loaders()).clone();
+        let queue = self.shared.of_thread.get_or(|| self.shared.queue_for_new_thread()).clone();
         queue.send(Waiting { lookup, answer }).await.map_err(|_| LookupError::Stopped)?;
         answered.await.map_err(|_| LookupError::Stopped)?
     }
+}
 
-    /// This thread's queue, and its loaders on this thread's runtime.
-    fn start_loaders(&self) -> mpsc::Sender<Waiting> {
-        let Settings { pool, loaders, query_timeout, capacity, pgbouncer } = &*self.settings;
-        let (queue, waiting) = mpsc::channel(*capacity);
-        let waiting = Arc::new(Mutex::new(waiting));
-        for _ in 0..*loaders {
-            tokio::spawn(load(pool.clone(), waiting.clone(), *query_timeout, *pgbouncer));
+impl Shared {
+    /// A new queue with its loaders on this thread's runtime while there may be more
+    /// queues; after that, the existing queues in turn.
+    fn queue_for_new_thread(&self) -> mpsc::Sender<Waiting> {
+        let mut queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
+        if queues.len() < self.most_queues {
+            let (queue, waiting) = mpsc::channel(self.capacity);
+            let waiting = Arc::new(Mutex::new(waiting));
+            for _ in 0..self.loaders_per_queue {
+                tokio::spawn(load(self.pool.clone(), waiting.clone(), self.query_timeout, self.pgbouncer));
+            }
+            queues.push(queue.clone());
+            return queue;
         }
-        queue
+        let turn = self.of_thread.iter().count() % queues.len();
+        queues[turn].clone()
     }
 }
 

@@ -81,10 +81,10 @@ pub enum StartupError {
 impl AppState {
     pub fn new(config: Config, db: PgPool) -> Result<Self, StartupError> {
         let database = &config.database;
-        // The lookup connections are shared out among the serving threads, one at least each.
         let lookups = Lookups::new(
             db.clone(),
-            database.lookup_connections / config.worker_threads,
+            database.lookup_connections,
+            config.worker_threads,
             database.query_timeout,
             config.max_in_flight,
             database.pgbouncer,

@@ -42,6 +42,47 @@ async fn serve_runs_worker_threads_runtimes_and_stops_them_all_on_sigterm(db: Pg
 }
 
 #[sqlx::test(migrations = false)]
+async fn more_worker_threads_than_lookup_connections_share_them_and_every_request_is_answered(db: PgPool) {
+    let stripe = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::path(SESSIONS_PATH))
+        .respond_with(session_created())
+        .mount(&stripe)
+        .await;
+    let vars = [
+        ("WORKER_THREADS", "4"),
+        ("DATABASE_MAX_CONNECTIONS", "2"),
+        ("DATABASE_LOOKUP_CONNECTIONS", "1"),
+        ("DATABASE_ACQUIRE_TIMEOUT_MS", "500"),
+        ("RATE_LIMIT_USER_PER_MINUTE", "0"),
+        ("RATE_LIMIT_PROJECT_PER_MINUTE", "0"),
+        ("STRIPE_BUDGET_TEST_PER_SECOND", "0"),
+        ("STRIPE_API_BASE", &stripe.uri()),
+    ];
+    let service = Service::start(&database_url_of(&db), &vars).await;
+    assert!(
+        eventually(Duration::from_secs(20), || async { service.status("/readyz").await == 200 }).await,
+        "never ready: {}",
+        service.log()
+    );
+    let project = insert_project(&db, Some(TEST_KEY), None).await;
+    insert_customer(&db, project, "user_1", false, "cus_test_1").await;
+
+    // Each request on a connection of its own, so the kernel spreads them over the threads.
+    let mut requests = tokio::task::JoinSet::new();
+    for _ in 0..40 {
+        let url = format!("http://127.0.0.1:{}{PORTAL_ROUTE}", service.port);
+        let request = reqwest::Client::new().post(url).bearer_auth(token(project, "user_1"));
+        requests.spawn(async move {
+            let response = request.json(&serde_json::json!({ "return_url": RETURN_URL })).send().await;
+            response.map_or(0, |r| r.status().as_u16())
+        });
+    }
+    while let Some(status) = requests.join_next().await {
+        assert_eq!(status.expect("joined"), 200, "{}", service.log());
+    }
+}
+
+#[sqlx::test(migrations = false)]
 async fn serve_waits_for_a_database_that_is_not_up_yet(db: PgPool) {
     let proxy = CuttableProxy::start(upstream_of(&db), false).await;
     let url =
