@@ -50,8 +50,10 @@ pub async fn serve_on_threads(
     options: ServeOptions,
 ) -> std::io::Result<()> {
     // Every listener is bound before any thread starts, so a taken port fails start-up.
-    let listeners: Vec<std::net::TcpListener> = (0..threads.max(1))
-        .map(|_| listen_with(addr, true).and_then(|l| l.into_std()))
+    // One thread needs no shared port, and then a second copy on it fails as it should.
+    let threads = threads.max(1);
+    let listeners: Vec<std::net::TcpListener> = (0..threads)
+        .map(|_| listen_with(addr, threads > 1).and_then(|l| l.into_std()))
         .collect::<Result<_, _>>()?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut finished = Vec::new();

@@ -83,6 +83,30 @@ async fn more_worker_threads_than_lookup_connections_share_them_and_every_reques
 }
 
 #[sqlx::test(migrations = false)]
+async fn with_one_worker_thread_a_second_copy_on_the_same_port_fails_to_start(db: PgPool) {
+    let first = Service::start(&database_url_of(&db), &[("WORKER_THREADS", "1")]).await;
+    assert!(
+        eventually(Duration::from_secs(20), || async { first.status("/readyz").await == 200 }).await,
+        "never ready: {}",
+        first.log()
+    );
+
+    let second = Command::new(env!("CARGO_BIN_EXE_customer-portal"))
+        .arg("serve")
+        .env("DATABASE_URL", database_url_of(&db))
+        .env("JWT_SECRET", JWT_SECRET)
+        .env("LISTEN_ADDR", format!("127.0.0.1:{}", first.port))
+        .env("WORKER_THREADS", "1")
+        .current_dir(std::env::temp_dir())
+        .output()
+        .expect("binary runs");
+
+    assert_eq!(second.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(stderr.contains("LISTEN_ADDR: cannot listen on"), "{stderr}");
+}
+
+#[sqlx::test(migrations = false)]
 async fn serve_waits_for_a_database_that_is_not_up_yet(db: PgPool) {
     let proxy = CuttableProxy::start(upstream_of(&db), false).await;
     let url =
