@@ -1,6 +1,6 @@
 -- wrk script: every request is a portal call with a token picked at random from the
 -- pool in $BENCH_TOKENS (one per line), so no per-user cache can make the service look
--- faster than it is. done() prints the figures bench/run reads, one `key=value` a line.
+-- faster than it is. done() (bench/summary.lua) prints the figures bench/run reads.
 
 local pool = {}
 local thread_count = 0
@@ -45,14 +45,5 @@ if ramp_ms > 0 then
   end
 end
 
-function done(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format("requests=%d\n", summary.requests))
-  io.write(string.format("duration_us=%d\n", summary.duration))
-  io.write(string.format("non2xx=%d\n", e.status))
-  io.write(string.format("socket_errors=%d\n", e.connect + e.read + e.write + e.timeout))
-  io.write(string.format("timeouts=%d\n", e.timeout))
-  io.write(string.format("p50_us=%d\n", latency:percentile(50)))
-  io.write(string.format("p99_us=%d\n", latency:percentile(99)))
-  io.write(string.format("max_us=%d\n", latency.max))
-end
+-- What bench/run reads back: the same summary for every script.
+dofile("bench/summary.lua")

@@ -2,7 +2,7 @@
 -- checkout.session.completed event for a distinct new user, from the file in
 -- $BENCH_EVENTS (one `signature<TAB>body` a line, made by `tools.py webhooks` just
 -- before the run, so every signature is fresh). Each thread sends its own share of
--- the lines, in order; done() prints the figures bench/run reads, as portal.lua does.
+-- the lines, in order; done() (bench/summary.lua) prints the figures bench/run reads.
 
 local thread_count = 0
 local requests = {}
@@ -37,14 +37,5 @@ function request()
   return r
 end
 
-function done(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format("requests=%d\n", summary.requests))
-  io.write(string.format("duration_us=%d\n", summary.duration))
-  io.write(string.format("non2xx=%d\n", e.status))
-  io.write(string.format("socket_errors=%d\n", e.connect + e.read + e.write + e.timeout))
-  io.write(string.format("timeouts=%d\n", e.timeout))
-  io.write(string.format("p50_us=%d\n", latency:percentile(50)))
-  io.write(string.format("p99_us=%d\n", latency:percentile(99)))
-  io.write(string.format("max_us=%d\n", latency.max))
-end
+-- What bench/run reads back: the same summary for every script.
+dofile("bench/summary.lua")

@@ -30,9 +30,7 @@ pub async fn find_portal_targets(
     db: impl PgExecutor<'_>,
     lookups: &[PortalLookup],
 ) -> sqlx::Result<Vec<Option<PortalTarget>>> {
-    let project_ids: Vec<Uuid> = lookups.iter().map(|k| k.project_id).collect();
-    let user_ids: Vec<&str> = lookups.iter().map(|k| k.user_id.as_str()).collect();
-    let livemodes: Vec<bool> = lookups.iter().map(|k| k.livemode).collect();
+    let (project_ids, user_ids, livemodes) = columns(lookups);
     let rows = sqlx::query_file!(
         "src/db/portal_targets.sql",
         &project_ids as &[Uuid],
@@ -64,9 +62,7 @@ pub async fn find_portal_targets_unprepared(
     db: impl PgExecutor<'_>,
     lookups: &[PortalLookup],
 ) -> sqlx::Result<Vec<Option<PortalTarget>>> {
-    let project_ids: Vec<Uuid> = lookups.iter().map(|k| k.project_id).collect();
-    let user_ids: Vec<&str> = lookups.iter().map(|k| k.user_id.as_str()).collect();
-    let livemodes: Vec<bool> = lookups.iter().map(|k| k.livemode).collect();
+    let (project_ids, user_ids, livemodes) = columns(lookups);
     let rows: Vec<Row> = sqlx::query_as(include_str!("portal_targets.sql"))
         .persistent(false)
         .bind(&project_ids)
@@ -83,6 +79,14 @@ pub async fn find_portal_targets_unprepared(
         },
     );
     Ok(in_order(lookups.len(), rows))
+}
+
+/// The lookups as the statement's three array parameters.
+fn columns(lookups: &[PortalLookup]) -> (Vec<Uuid>, Vec<&str>, Vec<bool>) {
+    let project_ids = lookups.iter().map(|k| k.project_id).collect();
+    let user_ids = lookups.iter().map(|k| k.user_id.as_str()).collect();
+    let livemodes = lookups.iter().map(|k| k.livemode).collect();
+    (project_ids, user_ids, livemodes)
 }
 
 /// Rows numbered from 1 (WITH ORDINALITY) into the order asked; `None` where none came.
