@@ -19,9 +19,9 @@ splice FILE PART                     put PART's text between FILE's two markers,
 webhooks SECRET COUNT PROJECT        print COUNT signed checkout.session.completed events
                                      for distinct new users of PROJECT, one a line:
                                      the Stripe-Signature header, a tab, the raw body
-syscalls SVC N PROXY M               two `strace -c` summaries (the service's over N
-                                     requests, the proxy's over M) as one table of
-                                     system calls per request
+syscalls NAME FILE N [NAME FILE N]...  `strace -c` summaries, each over N requests, as
+                                     one table of system calls per request, a column
+                                     per NAME
 """
 import base64
 import collections
@@ -201,17 +201,19 @@ def strace_counts(path: str) -> dict:
     return counts
 
 
-def syscalls(service: str, service_requests: str, proxy: str, proxy_requests: str) -> None:
-    svc, svc_n = strace_counts(service), max(int(service_requests), 1)
-    prx, prx_n = strace_counts(proxy), max(int(proxy_requests), 1)
-    names = sorted(set(svc) | set(prx), key=lambda n: -(svc.get(n, 0) / svc_n))
-    print("| system call | service per request | nginx proxy per request |")
-    print("| --- | --- | --- |")
-    for name in names:
-        a, b = svc.get(name, 0) / svc_n, prx.get(name, 0) / prx_n
-        if a >= 0.01 or b >= 0.01:
-            print(f"| {name} | {a:.2f} | {b:.2f} |")
-    print(f"| all | {sum(svc.values()) / svc_n:.2f} | {sum(prx.values()) / prx_n:.2f} |")
+def syscalls(*triples: str) -> None:
+    names = triples[0::3]
+    counts = [strace_counts(path) for path in triples[1::3]]
+    requests = [max(int(n), 1) for n in triples[2::3]]
+    per = [{call: n / r for call, n in c.items()} for c, r in zip(counts, requests)]
+    calls = sorted(set().union(*per), key=lambda call: -per[-1].get(call, 0))
+    print("| system call | " + " | ".join(f"{name} per request" for name in names) + " |")
+    print("| --- |" + " --- |" * len(names))
+    for call in calls:
+        row = [p.get(call, 0) for p in per]
+        if any(v >= 0.01 for v in row):
+            print(f"| {call} | " + " | ".join(f"{v:.2f}" for v in row) + " |")
+    print("| all | " + " | ".join(f"{sum(p.values()):.2f}" for p in per) + " |")
 
 
 if __name__ == "__main__":
@@ -230,7 +232,7 @@ if __name__ == "__main__":
         splice(*args)
     elif command == "webhooks" and len(args) == 3:
         webhooks(args[0], int(args[1]), int(args[2]))
-    elif command == "syscalls" and len(args) == 4:
+    elif command == "syscalls" and args and len(args) % 3 == 0:
         syscalls(*args)
     else:
         sys.exit(__doc__)
