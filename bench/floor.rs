@@ -47,7 +47,8 @@ async fn portal(State(stripe): State<Arc<Stripe>>) -> Result<Json<Value>, Status
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> std::io::Result<()> {
-    let setting = |name: &str| std::env::var(name).map_err(|_| std::io::Error::other(format!("{name} is not set")));
+    let setting =
+        |name: &str| std::env::var(name).map_err(|_| std::io::Error::other(format!("{name} is not set")));
     let addr: SocketAddr = setting("LISTEN_ADDR")?.parse().map_err(std::io::Error::other)?;
     let base = setting("STRIPE_API_BASE")?;
     let stripe = Arc::new(Stripe {
