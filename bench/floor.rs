@@ -64,5 +64,5 @@ async fn main() -> std::io::Result<()> {
     let stop = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    server::serve_on_threads(addr, threads, app, stop, options).await
+    server::serve_on_threads(server::listen_on_threads(addr, threads)?, app, stop, options).await
 }

@@ -94,9 +94,10 @@ async fn serve_until_signal(config: Config, migrate: bool) -> Result<(), Box<dyn
     let options =
         server::ServeOptions { grace: config.shutdown_grace, header_timeout: config.header_timeout };
     let state = AppState::new(config, pool)?;
-    let serving = server::serve_on_threads(listen_addr, threads, app(state), shutdown_signal(), options);
+    let listeners = server::listen_on_threads(listen_addr, threads)
+        .map_err(|e| format!("LISTEN_ADDR: cannot listen on {listen_addr}: {e}"))?;
     tracing::info!(addr = %listen_addr, threads, "listening");
-    serving.await.map_err(|e| format!("LISTEN_ADDR: cannot listen on {listen_addr}: {e}"))?;
+    server::serve_on_threads(listeners, app(state), shutdown_signal(), options).await?;
     tracing::info!("stopped");
     Ok(())
 }

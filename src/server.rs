@@ -34,27 +34,34 @@ fn listen_with(addr: SocketAddr, reuse_port: bool) -> std::io::Result<TcpListene
     socket.listen(LISTEN_BACKLOG)
 }
 
-/// Serves `app` on `threads` threads, each with a single-threaded runtime and a
-/// listener of its own on `addr` (`SO_REUSEPORT`: the kernel spreads new connections
-/// over them), until `shutdown` resolves; then each finishes as `serve` does.
+/// A listener per serving thread on one address, bound before any thread starts, so a
+/// taken port fails start-up (see `serve_on_threads`).
+pub struct ThreadListeners(Vec<std::net::TcpListener>);
+
+/// Binds `threads` listeners on `addr`, sharing it (`SO_REUSEPORT`: the kernel spreads
+/// new connections over them). One thread needs no shared port, and then a second copy
+/// of the service on it fails as it should.
+pub fn listen_on_threads(addr: SocketAddr, threads: usize) -> std::io::Result<ThreadListeners> {
+    let threads = threads.max(1);
+    let listeners = (0..threads)
+        .map(|_| listen_with(addr, threads > 1).and_then(|l| l.into_std()))
+        .collect::<Result<_, _>>()?;
+    Ok(ThreadListeners(listeners))
+}
+
+/// Serves `app` on a thread per listener, each with a single-threaded runtime, until
+/// `shutdown` resolves; then each finishes as `serve` does.
 ///
 /// Why not one runtime with a worker per core: its workers steal each other's tasks
 /// and wake each other, and a request's lookup and Stripe call were answered on
 /// whichever thread owned that connection. Here a connection, its requests and their
 /// calls stay on one thread, as with nginx's workers (bench/RESULTS.md).
 pub async fn serve_on_threads(
-    addr: SocketAddr,
-    threads: usize,
+    ThreadListeners(listeners): ThreadListeners,
     app: Router,
     shutdown: impl Future<Output = ()>,
     options: ServeOptions,
 ) -> std::io::Result<()> {
-    // Every listener is bound before any thread starts, so a taken port fails start-up.
-    // One thread needs no shared port, and then a second copy on it fails as it should.
-    let threads = threads.max(1);
-    let listeners: Vec<std::net::TcpListener> = (0..threads)
-        .map(|_| listen_with(addr, threads > 1).and_then(|l| l.into_std()))
-        .collect::<Result<_, _>>()?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut finished = Vec::new();
     for (i, listener) in listeners.into_iter().enumerate() {

@@ -10,11 +10,7 @@ use crate::support::*;
 
 #[sqlx::test(migrator = "customer_portal::db::MIGRATOR")]
 async fn logs_never_contain_the_token_the_key_or_the_portal_url(db: PgPool) {
-    let stripe = wiremock::MockServer::start().await;
-    wiremock::Mock::given(wiremock::matchers::path(SESSIONS_PATH))
-        .respond_with(session_created())
-        .mount(&stripe)
-        .await;
+    let stripe = fake_stripe_creating_sessions().await;
     let project = insert_project(&db, Some(TEST_KEY), Some(LIVE_KEY)).await;
     insert_customer(&db, project, "user_1", false, "cus_test_123").await;
     let stripe_uri = stripe.uri();

@@ -9,7 +9,7 @@ use serde_json::json;
 use sqlx::PgPool;
 use tokio::task::JoinSet;
 use uuid::Uuid;
-use wiremock::{Mock, MockServer, matchers};
+use wiremock::MockServer;
 
 use crate::support::*;
 
@@ -125,8 +125,7 @@ async fn burst(port: u16, project: Uuid, users: &[&str], total: usize, concurren
 #[sqlx::test(migrator = "customer_portal::db::MIGRATOR")]
 async fn serves_through_pgbouncer_in_transaction_mode(db: PgPool) {
     let bouncer = PgBouncer::start(upstream_of(&db), "transaction").await;
-    let stripe = MockServer::start().await;
-    Mock::given(matchers::path(SESSIONS_PATH)).respond_with(session_created()).mount(&stripe).await;
+    let stripe = fake_stripe_creating_sessions().await;
     let project = insert_project(&db, Some(TEST_KEY), Some(LIVE_KEY)).await;
     for user in ["user_1", "user_2", "user_3"] {
         insert_customer(&db, project, user, false, &format!("cus_{user}")).await;

@@ -43,11 +43,7 @@ async fn serve_runs_worker_threads_runtimes_and_stops_them_all_on_sigterm(db: Pg
 
 #[sqlx::test(migrations = false)]
 async fn more_worker_threads_than_lookup_connections_share_them_and_every_request_is_answered(db: PgPool) {
-    let stripe = wiremock::MockServer::start().await;
-    wiremock::Mock::given(wiremock::matchers::path(SESSIONS_PATH))
-        .respond_with(session_created())
-        .mount(&stripe)
-        .await;
+    let stripe = fake_stripe_creating_sessions().await;
     let vars = [
         ("WORKER_THREADS", "4"),
         ("DATABASE_MAX_CONNECTIONS", "2"),

@@ -107,11 +107,7 @@ impl TestApp {
 
     /// Stripe answers every session request with a portal URL.
     pub async fn stripe_creates_sessions(&self) {
-        Mock::given(matchers::method("POST"))
-            .and(matchers::path(SESSIONS_PATH))
-            .respond_with(session_created())
-            .mount(&self.stripe)
-            .await;
+        creates_sessions(&self.stripe).await;
     }
 
     /// Stripe answers every session request with `response`.
@@ -136,6 +132,22 @@ impl TestApp {
     pub async fn stripe_requests(&self) -> Vec<wiremock::Request> {
         self.stripe.received_requests().await.unwrap_or_default()
     }
+}
+
+/// A fake Stripe of its own, for a test that runs the real binary, answering every
+/// session request with a portal URL.
+pub async fn fake_stripe_creating_sessions() -> MockServer {
+    let stripe = MockServer::start().await;
+    creates_sessions(&stripe).await;
+    stripe
+}
+
+async fn creates_sessions(stripe: &MockServer) {
+    Mock::given(matchers::method("POST"))
+        .and(matchers::path(SESSIONS_PATH))
+        .respond_with(session_created())
+        .mount(stripe)
+        .await;
 }
 
 pub fn session_created() -> ResponseTemplate {
